@@ -1,0 +1,403 @@
+/*
+ * Plugin instances and the host table (the services a plugin reaches through tf_host).
+ * Repeated identical errors are logged once and then summarised every minute, so a source that
+ * fails every second does not flood the log; every occurrence is still counted.
+ */
+#include "tf_instance.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tf_json.h"
+#include "tf_log.h"
+#include "tf_metrics.h"
+#include "tf_options.h"
+#include "tf_record.h"
+
+#define TF_MAX_LABELS      16
+#define TF_REPEAT_LOG_MS   60000
+
+struct tf_instance {
+    const tf_plugin *plugin;      /* borrowed from the registry */
+    const tf_stage_config *stage; /* borrowed from the configuration */
+    char *pipeline;               /* owned */
+    char component[160];
+    void *state;             /* the plugin's instance, owned through desc->destroy */
+    tf_http *http;           /* borrowed: the runtime's shared client */
+    tf_http_client *client;  /* owned, created on first http_get */
+    const atomic_bool *stop; /* borrowed: the pipeline's stop flag */
+    pthread_mutex_t err_lock;
+    char last_error[256];      /* last message passed to report_error */
+    unsigned long repeats;     /* identical messages since it was last logged */
+    int64_t last_error_log_ms; /* monotonic */
+    atomic_ulong reported;     /* report_error calls so far */
+};
+
+/* --- metrics the host keeps per instance --- */
+
+static tf_metric *errors_metric(void)
+{
+    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
+    return tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
+                               "Errors reported by plugins, by class", labels, NULL, 0);
+}
+
+static tf_metric *records_metric(void)
+{
+    static const char *const labels[] = {"pipeline", "plugin", NULL};
+    return tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_records_total",
+                               "Records emitted by sources and transforms, written by sinks",
+                               labels, NULL, 0);
+}
+
+static void count_error(tf_instance *self, int status)
+{
+    const char *values[] = {self->pipeline, self->plugin->desc->name, tf_status_name(status)};
+    tf_metric *m = errors_metric();
+    if (m)
+        tf_metric_add(m, values, 1);
+}
+
+static void count_records(tf_instance *self, size_t n)
+{
+    const char *values[] = {self->pipeline, self->plugin->desc->name};
+    tf_metric *m = records_metric();
+    if (m && n > 0)
+        tf_metric_add(m, values, (double)n);
+}
+
+/* --- logging --- */
+
+static void host_vlog(tf_instance *self, tf_log_level level, const char *fmt, va_list ap)
+{
+    tf_vlog(level, self ? self->component : "plugin", fmt, ap);
+}
+
+static void host_log(tf_instance *self, tf_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_vlog(self, level, fmt, ap);
+    va_end(ap);
+}
+
+/* Logs `msg` unless it repeats the previous one, in which case it is summarised at most once a
+ * minute. */
+static void log_deduplicated(tf_instance *self, const char *msg)
+{
+    int64_t now = tf_mono_ms();
+    pthread_mutex_lock(&self->err_lock);
+    bool same = strcmp(self->last_error, msg) == 0;
+    bool summarise = same && now - self->last_error_log_ms >= TF_REPEAT_LOG_MS;
+    unsigned long repeats = self->repeats;
+    if (!same) {
+        snprintf(self->last_error, sizeof self->last_error, "%s", msg);
+        self->repeats = 0;
+        self->last_error_log_ms = now;
+    } else if (summarise) {
+        self->repeats = 0;
+        self->last_error_log_ms = now;
+    } else {
+        self->repeats++;
+    }
+    pthread_mutex_unlock(&self->err_lock);
+    if (!same)
+        tf_log(TF_LOG_WARN, self->component, "%s", msg);
+    else if (summarise)
+        tf_log(TF_LOG_WARN, self->component, "%s (repeated %lu more times)", msg, repeats + 1);
+    else
+        tf_log(TF_LOG_DEBUG, self->component, "%s", msg);
+}
+
+static void host_report_error(tf_instance *self, tf_status status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    atomic_fetch_add(&self->reported, 1);
+    count_error(self, status);
+    log_deduplicated(self, msg);
+}
+
+/* Called when a tick of this instance succeeded: the next error is news again. */
+static void note_success(tf_instance *self)
+{
+    pthread_mutex_lock(&self->err_lock);
+    bool had_error = self->last_error[0] != '\0';
+    self->last_error[0] = '\0';
+    self->repeats = 0;
+    pthread_mutex_unlock(&self->err_lock);
+    if (had_error)
+        tf_log(TF_LOG_INFO, self->component, "recovered");
+}
+
+static const char *host_instance_pipeline(const tf_instance *self)
+{
+    return self->pipeline;
+}
+
+static const char *host_instance_name(const tf_instance *self)
+{
+    return self->plugin->desc->name;
+}
+
+/* --- metrics for plugins: `pipeline` is always the first label --- */
+
+static tf_metric *host_metric_register(tf_instance *self, tf_metric_type type, const char *name,
+                                       const char *help, const char *const *label_names,
+                                       const double *buckets, size_t n_buckets)
+{
+    const char *labels[TF_MAX_LABELS + 1];
+    size_t n = 0;
+    labels[n++] = "pipeline";
+    for (size_t i = 0; label_names && label_names[i]; i++) {
+        if (n == TF_MAX_LABELS) {
+            tf_log(TF_LOG_ERROR, self->component, "metric %s: more than %d labels", name,
+                   TF_MAX_LABELS - 1);
+            return NULL;
+        }
+        labels[n++] = label_names[i];
+    }
+    labels[n] = NULL;
+    return tf_metrics_register(type, name, help, labels, buckets, n_buckets);
+}
+
+/* Prefixes the instance's pipeline to the plugin's label values. The family knows how many
+ * labels it has; we copy up to TF_MAX_LABELS - 1 plugin values, which is all it can hold. */
+static void with_pipeline(tf_instance *self, const char *const *values, const char **out)
+{
+    out[0] = self->pipeline;
+    for (size_t i = 0; values && i < TF_MAX_LABELS - 1; i++) {
+        out[i + 1] = values[i];
+        if (!values[i])
+            break;
+    }
+}
+
+static void host_metric_add(tf_metric *m, tf_instance *self, const char *const *values, double v)
+{
+    const char *all[TF_MAX_LABELS + 1] = {0};
+    if (!m)
+        return;
+    with_pipeline(self, values, all);
+    tf_metric_add(m, all, v);
+}
+
+static void host_metric_set(tf_metric *m, tf_instance *self, const char *const *values, double v)
+{
+    const char *all[TF_MAX_LABELS + 1] = {0};
+    if (!m)
+        return;
+    with_pipeline(self, values, all);
+    tf_metric_set(m, all, v);
+}
+
+static void host_metric_observe(tf_metric *m, tf_instance *self, const char *const *values,
+                                double v)
+{
+    const char *all[TF_MAX_LABELS + 1] = {0};
+    if (!m)
+        return;
+    with_pipeline(self, values, all);
+    tf_metric_observe(m, all, v);
+}
+
+/* --- HTTP --- */
+
+static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_response **out)
+{
+    *out = NULL;
+    if (!req || !req->url)
+        return TF_EINVAL;
+    if (!self->http)
+        return TF_ECONNECT;
+    if (!self->client) {
+        self->client = tf_http_client_create(self->http, self->pipeline,
+                                             self->plugin->desc->name, self->stop);
+        if (!self->client)
+            return TF_ENOMEM;
+    }
+    return tf_http_get(self->client, req, out);
+}
+
+/* --- JSON --- */
+
+static json_t *host_json_parse(const char *text, size_t len, char *err, size_t err_size)
+{
+    json_error_t e;
+    if (!text) {
+        if (err && err_size)
+            snprintf(err, err_size, "no body");
+        return NULL;
+    }
+    /* JSON_DECODE_ANY: some APIs answer with a bare array; DISABLE_EOF_CHECK stays off so
+     * trailing garbage is an error. */
+    json_t *root = json_loadb(text, len, JSON_DECODE_ANY, &e);
+    if (!root && err && err_size)
+        snprintf(err, err_size, "line %d column %d: %s", e.line, e.column, e.text);
+    return root;
+}
+
+/* --- options --- */
+
+static const char *host_opt_string(const tf_options *o, const char *name)
+{
+    return tf_options_string(o, name);
+}
+
+static const tf_host host_table = {
+    .struct_size = sizeof(tf_host),
+    .abi_major = TF_ABI_MAJOR,
+    .abi_minor = TF_ABI_MINOR,
+    .log = host_log,
+    .vlog = host_vlog,
+    .report_error = host_report_error,
+    .instance_pipeline = host_instance_pipeline,
+    .instance_name = host_instance_name,
+    .opt_string = host_opt_string,
+    .opt_int = tf_options_int,
+    .opt_double = tf_options_double,
+    .opt_bool = tf_options_bool,
+    .opt_duration_ms = tf_options_duration_ms,
+    .opt_json = tf_options_json,
+    .opt_is_set = tf_options_is_set,
+    .record_new = tf_record_new,
+    .record_set_string = tf_record_set_string,
+    .record_set_int = tf_record_set_int,
+    .record_set_double = tf_record_set_double,
+    .record_set_bool = tf_record_set_bool,
+    .record_set_ts = tf_record_set_ts,
+    .record_kind = tf_record_kind,
+    .record_field_count = tf_record_field_count,
+    .record_field_at = tf_record_field_at,
+    .record_field_type = tf_record_field_type,
+    .record_get_string = tf_record_get_string,
+    .record_get_int = tf_record_get_int,
+    .record_get_double = tf_record_get_double,
+    .record_get_bool = tf_record_get_bool,
+    .record_to_json = tf_record_to_json,
+    .batch_count = tf_batch_count,
+    .batch_at = tf_batch_at,
+    .batch_remove = tf_batch_remove,
+    .metric_register = host_metric_register,
+    .metric_add = host_metric_add,
+    .metric_set = host_metric_set,
+    .metric_observe = host_metric_observe,
+    .now_ms = tf_now_ms,
+    .monotonic_ms = tf_mono_ms,
+    .http_get = host_http_get,
+    .http_status = tf_http_response_status,
+    .http_body = tf_http_response_body,
+    .http_header = tf_http_response_header,
+    .http_elapsed_ms = tf_http_response_elapsed_ms,
+    .http_free = tf_http_response_free,
+    .json_parse = host_json_parse,
+    .json_number = tf_json_number,
+    .json_int64 = tf_json_int64,
+    .json_pointer = tf_json_pointer,
+};
+
+const tf_host *tf_host_table(void)
+{
+    return &host_table;
+}
+
+/* --- instances --- */
+
+tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
+                                const atomic_bool *stop)
+{
+    tf_instance *inst = calloc(1, sizeof *inst);
+    if (!inst)
+        return NULL;
+    inst->plugin = stage->plugin;
+    inst->stage = stage;
+    inst->http = http;
+    inst->stop = stop;
+    pthread_mutex_init(&inst->err_lock, NULL);
+    inst->pipeline = strdup(pipeline);
+    if (!inst->pipeline)
+        goto fail;
+    snprintf(inst->component, sizeof inst->component, "%s/%s", pipeline,
+             stage->plugin->desc->name);
+    int rc = stage->plugin->desc->init(&host_table, inst, stage->options, &inst->state);
+    if (rc != TF_OK) {
+        tf_log(TF_LOG_ERROR, inst->component, "plugin init failed (%s) for %s",
+               tf_status_name(rc), stage->path);
+        inst->state = NULL;
+        goto fail;
+    }
+    return inst;
+fail:
+    free(inst->pipeline);
+    pthread_mutex_destroy(&inst->err_lock);
+    free(inst);
+    return NULL;
+}
+
+void tf_instance_destroy(tf_instance *inst)
+{
+    if (!inst)
+        return;
+    if (inst->state)
+        inst->plugin->desc->destroy(inst->state);
+    tf_http_client_destroy(inst->client);
+    pthread_mutex_destroy(&inst->err_lock);
+    free(inst->pipeline);
+    free(inst);
+}
+
+/* Counts the outcome of one callback. A failure the plugin already explained through
+ * report_error is not counted twice; an unexplained one is counted and logged here. */
+static int account(tf_instance *inst, int rc, size_t records, unsigned long reported_before)
+{
+    bool reported = atomic_load(&inst->reported) != reported_before;
+    count_records(inst, records);
+    if (rc == TF_OK && !reported) {
+        note_success(inst);
+    } else if (rc < 0 && rc != TF_ESTOPPED && !reported) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "tick failed: %s", tf_status_name(rc));
+        count_error(inst, rc);
+        log_deduplicated(inst, msg);
+    }
+    return rc;
+}
+
+int tf_instance_collect(tf_instance *inst, const tf_tick *tick, tf_batch *out)
+{
+    unsigned long reported = atomic_load(&inst->reported);
+    size_t before = tf_batch_count(out);
+    int rc = inst->plugin->desc->collect(inst->state, tick, out);
+    return account(inst, rc, tf_batch_count(out) - before, reported);
+}
+
+int tf_instance_process(tf_instance *inst, const tf_tick *tick, tf_batch *batch)
+{
+    unsigned long reported = atomic_load(&inst->reported);
+    size_t before = tf_batch_count(batch);
+    int rc = inst->plugin->desc->process(inst->state, tick, batch);
+    size_t after = tf_batch_count(batch);
+    return account(inst, rc, after > before ? after - before : 0, reported);
+}
+
+int tf_instance_write(tf_instance *inst, const tf_tick *tick, const tf_batch *batch)
+{
+    unsigned long reported = atomic_load(&inst->reported);
+    int rc = inst->plugin->desc->write(inst->state, tick, batch);
+    return account(inst, rc, rc == TF_OK ? tf_batch_count(batch) : 0, reported);
+}
+
+const tf_plugin *tf_instance_plugin(const tf_instance *inst)
+{
+    return inst->plugin;
+}
+
+const char *tf_instance_component(const tf_instance *inst)
+{
+    return inst->component;
+}

@@ -1,0 +1,35 @@
+/*
+ * Plugin instances and the host table. A tf_instance binds one configured stage (plugin +
+ * validated options) to a pipeline: it creates the plugin's state through init, lends it the
+ * host services (tf_host) and counts its records and errors.
+ */
+#ifndef TF_INSTANCE_H
+#define TF_INSTANCE_H
+
+#include <stdatomic.h>
+
+#include "tf_config.h"
+#include "tf_http.h"
+
+/* The host table given to every plugin; static, lives for the whole process. */
+const tf_host *tf_host_table(void);
+
+/* Creates the instance and calls the plugin's init. `stage` and `http` are borrowed and must
+ * outlive the instance; `stop` (may be NULL) is the owning pipeline's stop flag. Returns NULL
+ * after logging why (init failed, out of memory). */
+tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
+                                const atomic_bool *stop);
+/* Calls the plugin's destroy and frees everything the instance owns. NULL is fine. */
+void tf_instance_destroy(tf_instance *inst);
+
+/* Run the plugin's callback for its kind. Each counts its output records and, on a negative
+ * return, one error of that class, and returns the plugin's status. */
+int tf_instance_collect(tf_instance *inst, const tf_tick *tick, tf_batch *out);
+int tf_instance_process(tf_instance *inst, const tf_tick *tick, tf_batch *batch);
+int tf_instance_write(tf_instance *inst, const tf_tick *tick, const tf_batch *batch);
+
+const tf_plugin *tf_instance_plugin(const tf_instance *inst);
+/* "pipeline/plugin", for logs. */
+const char *tf_instance_component(const tf_instance *inst);
+
+#endif

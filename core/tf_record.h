@@ -1,0 +1,41 @@
+/*
+ * Records and batches. A record is a kind plus named, typed fields in insertion order; a batch
+ * owns the records of one tick. Plugins reach these through the host table (tf_host.c).
+ */
+#ifndef TF_RECORD_H
+#define TF_RECORD_H
+
+#include <jansson.h>
+
+#include "tf_common.h"
+
+tf_batch *tf_batch_create(void);
+/* Frees the batch and every record in it. NULL is fine. */
+void tf_batch_destroy(tf_batch *b);
+/* Frees every record, keeps the batch for reuse. */
+void tf_batch_clear(tf_batch *b);
+/* Moves every record of `from` to the end of `to` (from is left empty). TF_OK or TF_ENOMEM. */
+int tf_batch_move(tf_batch *to, tf_batch *from);
+size_t tf_batch_count(const tf_batch *b);
+tf_record *tf_batch_at(const tf_batch *b, size_t i);
+void tf_batch_remove(tf_batch *b, size_t i);
+
+/* Appends a new, empty record of `kind` (copied) to `b`, which owns it. */
+tf_record *tf_record_new(tf_batch *b, const char *kind);
+int tf_record_set_string(tf_record *r, const char *name, const char *value);
+int tf_record_set_int(tf_record *r, const char *name, int64_t value);
+int tf_record_set_double(tf_record *r, const char *name, double value);
+int tf_record_set_bool(tf_record *r, const char *name, bool value);
+int tf_record_set_ts(tf_record *r, const char *name, int64_t epoch_ms);
+const char *tf_record_kind(const tf_record *r);
+size_t tf_record_field_count(const tf_record *r);
+tf_field_type tf_record_field_at(const tf_record *r, size_t i, const char **name);
+tf_field_type tf_record_field_type(const tf_record *r, const char *name);
+const char *tf_record_get_string(const tf_record *r, const char *name);
+int tf_record_get_int(const tf_record *r, const char *name, int64_t *out);
+int tf_record_get_double(const tf_record *r, const char *name, double *out);
+int tf_record_get_bool(const tf_record *r, const char *name, bool *out);
+/* {"kind": kind, field: value...}; new reference or NULL on allocation failure. */
+json_t *tf_record_to_json(const tf_record *r);
+
+#endif

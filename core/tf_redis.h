@@ -1,0 +1,44 @@
+/*
+ * A Redis connection that heals itself (hiredis 0.14, synchronous). A context that returned
+ * an error is never reused: it is freed and the next call reconnects, no sooner than the
+ * current backoff allows (full-jitter exponential, 100 ms .. 5 s). AUTH (user + password for
+ * Redis 6 ACLs, or password alone) and SELECT run on every new connection. Not thread-safe:
+ * one tf_redis per thread.
+ */
+#ifndef TF_REDIS_H
+#define TF_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tf_config.h"
+
+typedef struct tf_redis tf_redis;
+
+/* `who` names the owner in logs ("lease/kimchi"). Copies the settings; does not connect. */
+tf_redis *tf_redis_create(const tf_redis_settings *settings, const char *who);
+void tf_redis_destroy(tf_redis *r);
+
+/* Runs one command, connecting first if needed. Returns the reply (caller frees it with
+ * freeReplyObject) or NULL when Redis is unreachable or the connection failed (the context is
+ * dropped). A REDIS_REPLY_ERROR reply is returned as a reply: the connection is fine. */
+redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...);
+redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, const size_t *lens);
+/* Pipelining: append commands, then read each reply in order. append returns TF_OK or
+ * TF_EREDIS (not connected and could not connect). get_reply returns NULL on failure. */
+int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t *lens);
+redisReply *tf_redis_get_reply(tf_redis *r);
+
+/* EVALSHA with the script's SHA1, loading it with EVAL on NOSCRIPT (e.g. after a restart of
+ * Redis). `script` must stay valid while `r` exists. */
+redisReply *tf_redis_eval(tf_redis *r, const char *script, int numkeys, int argc,
+                          const char **argv, const size_t *lens);
+
+bool tf_redis_is_connected(const tf_redis *r);
+/* Forces a reconnect on the next call (e.g. after a protocol surprise). */
+void tf_redis_drop(tf_redis *r);
+/* Reconnections made so far (for metrics and tests). */
+unsigned long tf_redis_reconnects(const tf_redis *r);
+
+#endif

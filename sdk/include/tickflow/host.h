@@ -1,0 +1,185 @@
+/*
+ * Services the host offers a plugin: records and batches, validated options, logging, metrics,
+ * clocks and HTTP GET through the core's shared libcurl client. Every service is a function
+ * pointer in tf_host; the table only ever grows at its end (check TF_HOST_HAS before calling a
+ * function newer than TF_ABI_MINOR 0). JSON is jansson, linked by the plugin (pkg-config
+ * `tickflow` requires it) and shared with the host in one process.
+ */
+#ifndef TICKFLOW_HOST_H
+#define TICKFLOW_HOST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tf_instance tf_instance; /* the host's handle for one plugin instance */
+typedef struct tf_options tf_options;   /* validated options of one instance */
+typedef struct tf_record tf_record;     /* one record: a kind and named, typed fields */
+typedef struct tf_batch tf_batch;       /* the records of one tick, in order */
+typedef struct tf_metric tf_metric;     /* a metric family */
+typedef struct tf_http_response tf_http_response;
+
+typedef enum tf_log_level {
+    TF_LOG_ERROR = 0,
+    TF_LOG_WARN = 1,
+    TF_LOG_INFO = 2,
+    TF_LOG_DEBUG = 3,
+    TF_LOG_TRACE = 4
+} tf_log_level;
+
+typedef enum tf_field_type {
+    TF_FIELD_NONE = 0, /* absent */
+    TF_FIELD_STRING = 1,
+    TF_FIELD_INT = 2,
+    TF_FIELD_DOUBLE = 3,
+    TF_FIELD_BOOL = 4,
+    TF_FIELD_TS = 5 /* epoch milliseconds, int64 */
+} tf_field_type;
+
+typedef enum tf_metric_type {
+    TF_METRIC_COUNTER = 1,
+    TF_METRIC_GAUGE = 2,
+    TF_METRIC_HISTOGRAM = 3
+} tf_metric_type;
+
+/* One HTTP GET. Zero fields take the runtime's defaults. */
+typedef struct tf_http_request {
+    uint32_t struct_size;        /* sizeof(tf_http_request) */
+    const char *url;             /* absolute http:// or https:// URL */
+    const char *const *headers;  /* "Name: value" strings, NULL-terminated; may be NULL */
+    int64_t timeout_ms;          /* total time limit; 0 = runtime default */
+    int64_t connect_timeout_ms;  /* 0 = runtime default */
+} tf_http_request;
+
+/* Flags for json_number / json_int64. */
+#define TF_NUM_POSITIVE    1u /* reject zero and negatives (a price, a rate) */
+#define TF_NUM_NONNEGATIVE 2u /* reject negatives (a volume) */
+
+#if defined(__GNUC__)
+#define TF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define TF_PRINTF(fmt, args)
+#endif
+
+typedef struct tf_host {
+    uint32_t struct_size; /* sizeof(tf_host) as the host was compiled */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* --- logging: one line, prefixed with the pipeline and plugin; secrets are masked. --- */
+    void (*log)(tf_instance *self, tf_log_level level, const char *fmt, ...) TF_PRINTF(3, 4);
+    void (*vlog)(tf_instance *self, tf_log_level level, const char *fmt, va_list ap);
+    /* Counts one error of class `status` for this instance (tickflow_plugin_errors_total) and
+     * logs the message at warn level. Use it for per-item failures inside a tick that
+     * otherwise succeeds; a callback's negative return is counted by the host itself. */
+    void (*report_error)(tf_instance *self, tf_status status, const char *fmt, ...)
+        TF_PRINTF(3, 4);
+    /* Instance identity, for messages and labels. */
+    const char *(*instance_pipeline)(const tf_instance *self);
+    const char *(*instance_name)(const tf_instance *self); /* plugin name */
+
+    /* --- validated options (types checked, defaults applied, ${VAR} resolved) --- */
+    /* Returned pointers are borrowed: valid until the instance is destroyed. Asking for a name
+     * that is not in the plugin's table is a plugin bug: it is logged and a zero value returned. */
+    const char *(*opt_string)(const tf_options *o, const char *name); /* string|secret|NULL */
+    int64_t (*opt_int)(const tf_options *o, const char *name);
+    double (*opt_double)(const tf_options *o, const char *name);
+    bool (*opt_bool)(const tf_options *o, const char *name);
+    int64_t (*opt_duration_ms)(const tf_options *o, const char *name);
+    /* list -> JSON array, map -> JSON object, scalars as their JSON types; NULL when unset. */
+    const json_t *(*opt_json)(const tf_options *o, const char *name);
+    bool (*opt_is_set)(const tf_options *o, const char *name); /* given in YAML (not default) */
+
+    /* --- records --- */
+    /* A new record of `kind`, appended to `batch`, which owns it. NULL on allocation failure. */
+    tf_record *(*record_new)(tf_batch *batch, const char *kind);
+    /* Setters copy their arguments and replace a field of the same name. They return TF_OK,
+     * TF_EINVAL for a NULL/empty name, TF_EVALUE for a non-finite double, TF_ENOMEM. */
+    int (*record_set_string)(tf_record *r, const char *name, const char *value);
+    int (*record_set_int)(tf_record *r, const char *name, int64_t value);
+    int (*record_set_double)(tf_record *r, const char *name, double value);
+    int (*record_set_bool)(tf_record *r, const char *name, bool value);
+    int (*record_set_ts)(tf_record *r, const char *name, int64_t epoch_ms);
+    const char *(*record_kind)(const tf_record *r);
+    size_t (*record_field_count)(const tf_record *r);
+    /* The i-th field in insertion order; returns its type (TF_FIELD_NONE past the end). */
+    tf_field_type (*record_field_at)(const tf_record *r, size_t i, const char **name);
+    tf_field_type (*record_field_type)(const tf_record *r, const char *name);
+    /* Getters: TF_OK and *out set, or TF_ENOTFOUND (absent) / TF_EINVAL (other type).
+     * record_get_double also reads INT fields; record_get_int also reads TS fields. */
+    const char *(*record_get_string)(const tf_record *r, const char *name); /* NULL if absent */
+    int (*record_get_int)(const tf_record *r, const char *name, int64_t *out);
+    int (*record_get_double)(const tf_record *r, const char *name, double *out);
+    int (*record_get_bool)(const tf_record *r, const char *name, bool *out);
+    /* {"kind": ..., <fields at the top level>}; new reference, caller decrefs. */
+    json_t *(*record_to_json)(const tf_record *r);
+    size_t (*batch_count)(const tf_batch *b);
+    tf_record *(*batch_at)(const tf_batch *b, size_t i);
+    /* Drops (and frees) the i-th record; later records move down by one. */
+    void (*batch_remove)(tf_batch *b, size_t i);
+
+    /* --- metrics (Prometheus). Every series gets a `pipeline` label first, then the
+     * plugin's own labels. Registering the same name again returns the same family when the
+     * type and label names match, NULL otherwise. --- */
+    tf_metric *(*metric_register)(tf_instance *self, tf_metric_type type, const char *name,
+                                  const char *help, const char *const *label_names,
+                                  const double *buckets, size_t n_buckets);
+    /* label_values: one per label name given at registration (not counting `pipeline`). */
+    void (*metric_add)(tf_metric *m, tf_instance *self, const char *const *label_values,
+                       double v);
+    void (*metric_set)(tf_metric *m, tf_instance *self, const char *const *label_values,
+                       double v);
+    void (*metric_observe)(tf_metric *m, tf_instance *self, const char *const *label_values,
+                           double v);
+
+    /* --- clocks --- */
+    int64_t (*now_ms)(void);      /* wall clock, epoch ms */
+    int64_t (*monotonic_ms)(void); /* monotonic ms, for durations */
+
+    /* --- HTTP through the core's shared client: kept-alive connections per host, per-host
+     * rate limit, Retry-After, circuit breaker, size cap, compressed transfer. Returns TF_OK
+     * when a response arrived (any status; check http_status) and sets *out, which the caller
+     * frees with http_free. Otherwise a negative status and *out = NULL: TF_ETIMEOUT,
+     * TF_ECONNECT, TF_ETOOLARGE, TF_ERATELIMIT (Retry-After in force or no rate token before
+     * the deadline: no request was made), TF_ECIRCUIT, TF_ESTOPPED. --- */
+    int (*http_get)(tf_instance *self, const tf_http_request *req, tf_http_response **out);
+    long (*http_status)(const tf_http_response *r);
+    const char *(*http_body)(const tf_http_response *r, size_t *len); /* NUL-terminated */
+    /* Case-insensitive; the last value received; NULL if absent. */
+    const char *(*http_header)(const tf_http_response *r, const char *name);
+    int64_t (*http_elapsed_ms)(const tf_http_response *r);
+    void (*http_free)(tf_http_response *r);
+
+    /* --- JSON helpers over jansson --- */
+    /* Parses `len` bytes; on failure returns NULL and writes "line L column C: reason" into
+     * err (if given). New reference. */
+    json_t *(*json_parse)(const char *text, size_t len, char *err, size_t err_size);
+    /* Strict numbers from a JSON number or a numeric string ("136850000", "95012.35").
+     * Rejected with a reason in err (TF_EVALUE): null, other types, "", "NaN", "Inf", hex,
+     * thousands separators, trailing garbage, and per flags zero/negative values. */
+    int (*json_number)(const json_t *v, unsigned flags, double *out, char *err, size_t err_size);
+    int (*json_int64)(const json_t *v, unsigned flags, int64_t *out, char *err, size_t err_size);
+    /* RFC 6901 JSON Pointer ("/data/0/price"); borrowed reference or NULL. */
+    json_t *(*json_pointer)(const json_t *root, const char *pointer);
+
+    /* New functions are appended here; bump TF_ABI_MINOR. */
+} tf_host;
+
+/* True when the host's table includes `member` (a host older than the plugin may not). */
+#define TF_HOST_HAS(host, member)                                                                 \
+    ((host)->struct_size >= offsetof(tf_host, member) + sizeof((host)->member) &&                 \
+     (host)->member != NULL)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

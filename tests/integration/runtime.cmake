@@ -1,0 +1,13 @@
+# Whole-runtime tests of issue "Runtime core": CLI, scheduler and signals, leases across
+# real processes.
+add_library(tf_proc STATIC ${CMAKE_CURRENT_LIST_DIR}/tf_proc.c)
+target_include_directories(tf_proc PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(tf_proc PUBLIC tf_test_support PkgConfig::JANSSON)
+
+foreach(t cli scheduler lease_replicas)
+    tf_add_test(integration_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_${t}.c
+        LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
+    add_dependencies(integration_${t} tickflow source_generate sink_stdout)
+endforeach()
+target_compile_definitions(integration_cli PRIVATE
+    TF_VERSION_STRING_FOR_TEST="${PROJECT_VERSION}")

@@ -1,0 +1,215 @@
+/* Plugin harness: see tf_plugin_harness.h. */
+#include "tf_plugin_harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tf_config.h"
+#include "tf_http.h"
+#include "tf_instance.h"
+#include "tf_metrics.h"
+#include "tf_record.h"
+#include "tf_test.h"
+
+struct tfh {
+    tf_registry *reg;
+    tf_config *cfg;
+    tf_http *http;
+    tf_instance *inst;
+    const tf_stage_config *stage;
+    atomic_bool stop;
+    uint64_t seq;
+    char *dir;
+};
+
+/* A one-pipeline configuration with the plugin under test in its place and generate/stdout
+ * filling the other roles a pipeline needs. */
+static char *pipeline_yaml(const char *kind, const char *plugin, const char *with,
+                           const char *runtime)
+{
+    char stage[4096];
+    snprintf(stage, sizeof stage, "{use: %s%s%s}", plugin, with ? ", with: " : "",
+             with ? with : "");
+    bool src = strcmp(kind, "source") == 0, tr = strcmp(kind, "transform") == 0;
+    bool sink = strcmp(kind, "sink") == 0;
+    size_t size = 16384;
+    char *yaml = malloc(size);
+    if (!yaml)
+        return NULL;
+    snprintf(yaml, size,
+             "%s"
+             "pipelines:\n"
+             "  - name: harness\n"
+             "    every: 1s\n"
+             "    lease: off\n"
+             "    sources: [%s]\n"
+             "    transforms: [%s]\n"
+             "    sinks: [%s]\n",
+             runtime ? runtime : "", src ? stage : "{use: generate}", tr ? stage : "",
+             sink ? stage : "{use: stdout}");
+    return yaml;
+}
+
+static int load(tfh *h, const char *kind, const char *plugin, const char *with,
+                const char *runtime, tf_diag *diag)
+{
+    h->reg = tf_registry_create();
+    h->dir = tft_mkdtemp();
+    if (!h->reg || !h->dir)
+        return -1;
+    const char *dirs[] = {tft_plugin_dir()};
+    tf_registry_load_default(h->reg, dirs, 1, diag);
+    char *yaml = pipeline_yaml(kind, plugin, with, runtime);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/harness.yaml", h->dir);
+    int rc = yaml ? tft_write_file(path, yaml) : -1;
+    free(yaml);
+    if (rc != 0)
+        return -1;
+    const char *paths[] = {path};
+    size_t before = tf_diag_count(diag);
+    rc = tf_config_load(paths, 1, h->reg, diag, &h->cfg);
+    (void)before;
+    return rc == TF_OK ? 0 : -1;
+}
+
+static const tf_stage_config *stage_of(const tf_pipeline_config *p, const char *kind)
+{
+    if (strcmp(kind, "source") == 0)
+        return &p->sources[0];
+    if (strcmp(kind, "transform") == 0)
+        return &p->transforms[0];
+    return &p->sinks[0];
+}
+
+tfh *tfh_open(const char *kind, const char *plugin, const char *with, const char *runtime)
+{
+    tfh *h = calloc(1, sizeof *h);
+    tf_diag *diag = tf_diag_create();
+    if (!h || !diag)
+        goto fail;
+    atomic_init(&h->stop, false);
+    if (load(h, kind, plugin, with, runtime, diag) != 0) {
+        fprintf(stderr, "tfh_open(%s %s): configuration rejected:\n", kind, plugin);
+        tf_diag_print(diag, stderr);
+        goto fail;
+    }
+    h->stage = stage_of(&h->cfg->pipelines[0], kind);
+    h->http = tf_http_create(&h->cfg->http);
+    if (!h->http)
+        goto fail;
+    h->inst = tf_instance_create(h->stage, "harness", h->http, &h->stop);
+    if (!h->inst) {
+        fprintf(stderr, "tfh_open(%s %s): init failed\n", kind, plugin);
+        goto fail;
+    }
+    tf_diag_destroy(diag);
+    return h;
+fail:
+    tf_diag_destroy(diag);
+    tfh_close(h);
+    return NULL;
+}
+
+bool tfh_rejects(const char *kind, const char *plugin, const char *with, char *msg,
+                 size_t msg_size)
+{
+    tfh h = {0};
+    tf_diag *diag = tf_diag_create();
+    bool rejected = load(&h, kind, plugin, with, NULL, diag) != 0;
+    size_t used = 0;
+    msg[0] = '\0';
+    for (size_t i = 0; i < tf_diag_count(diag) && used < msg_size; i++) {
+        int n = snprintf(msg + used, msg_size - used, "%s\n", tf_diag_message(diag, i));
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    tf_diag_destroy(diag);
+    tf_config_destroy(h.cfg);
+    tf_registry_destroy(h.reg);
+    tft_rmdir(h.dir);
+    free(h.dir);
+    return rejected;
+}
+
+void tfh_close(tfh *h)
+{
+    if (!h)
+        return;
+    tf_instance_destroy(h->inst);
+    tf_http_destroy(h->http);
+    tf_config_destroy(h->cfg);
+    tf_registry_destroy(h->reg);
+    tft_rmdir(h->dir);
+    free(h->dir);
+    free(h);
+}
+
+static tf_tick tick_of(tfh *h)
+{
+    h->seq++;
+    return (tf_tick){.struct_size = sizeof(tf_tick),
+                     .pipeline = "harness",
+                     .seq = h->seq,
+                     .scheduled_ms = tf_now_ms(),
+                     .deadline_ms = tf_mono_ms() + 1000,
+                     .key_prefix = "tf"};
+}
+
+int tfh_collect(tfh *h, tf_batch *out)
+{
+    tf_tick t = tick_of(h);
+    return tf_instance_collect(h->inst, &t, out);
+}
+
+int tfh_process(tfh *h, tf_batch *batch)
+{
+    tf_tick t = tick_of(h);
+    return tf_instance_process(h->inst, &t, batch);
+}
+
+int tfh_write(tfh *h, const tf_batch *batch)
+{
+    tf_tick t = tick_of(h);
+    return tf_instance_write(h->inst, &t, batch);
+}
+
+const tf_host *tfh_host(void)
+{
+    return tf_host_table();
+}
+
+tf_record *tfh_find(const tf_batch *b, const char *kind, const char *key, const char *value)
+{
+    for (size_t i = 0; i < tf_batch_count(b); i++) {
+        tf_record *r = tf_batch_at(b, i);
+        if (kind && strcmp(tf_record_kind(r), kind) != 0)
+            continue;
+        if (!key)
+            return r;
+        const char *v = tf_record_get_string(r, key);
+        if (v && value && strcmp(v, value) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+double tfh_double(const tf_record *r, const char *field)
+{
+    double v;
+    return r && tf_record_get_double(r, field, &v) == TF_OK ? v : NAN;
+}
+
+int64_t tfh_int(const tf_record *r, const char *field)
+{
+    int64_t v;
+    return r && tf_record_get_int(r, field, &v) == TF_OK ? v : INT64_MIN;
+}
+
+const char *tfh_string(const tf_record *r, const char *field)
+{
+    return r ? tf_record_get_string(r, field) : NULL;
+}
