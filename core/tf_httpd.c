@@ -293,7 +293,7 @@ static double mono_seconds(void)
 
 static void count_request(const tf_httpd *h, const char *route, unsigned status, double t0)
 {
-    char code[8];
+    char code[16];
     snprintf(code, sizeof code, "%u", status);
     const char *label = route ? route : "other";
     tf_metric_add(h->requests, (const char *[]){label, code}, 1);

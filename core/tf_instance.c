@@ -15,6 +15,7 @@
 #include "tf_metrics.h"
 #include "tf_options.h"
 #include "tf_record.h"
+#include "tf_redis.h"
 
 #define TF_MAX_LABELS      16
 #define TF_REPEAT_LOG_MS   60000
@@ -27,6 +28,7 @@ struct tf_instance {
     void *state;             /* the plugin's instance, owned through desc->destroy */
     tf_http *http;           /* borrowed: the runtime's shared client */
     tf_http_client *client;  /* owned, created on first http_get */
+    const tf_redis_settings *redis; /* borrowed: the runtime's settings */
     const atomic_bool *stop; /* borrowed: the pipeline's stop flag */
     pthread_mutex_t err_lock;
     char last_error[256];      /* last message passed to report_error */
@@ -166,16 +168,15 @@ static tf_metric *host_metric_register(tf_instance *self, tf_metric_type type, c
     return tf_metrics_register(type, name, help, labels, buckets, n_buckets);
 }
 
-/* Prefixes the instance's pipeline to the plugin's label values. The family knows how many
- * labels it has; we copy up to TF_MAX_LABELS - 1 plugin values, which is all it can hold. */
-static void with_pipeline(tf_instance *self, const char *const *values, const char **out)
+/* Prefixes the instance's pipeline to the plugin's label values. The SDK promises one value
+ * per label the plugin registered, no terminator, so exactly the family's count is copied. */
+static void with_pipeline(tf_instance *self, const tf_metric *m, const char *const *values,
+                          const char **out)
 {
+    size_t n = tf_metric_label_count(m);
     out[0] = self->pipeline;
-    for (size_t i = 0; values && i < TF_MAX_LABELS - 1; i++) {
-        out[i + 1] = values[i];
-        if (!values[i])
-            break;
-    }
+    for (size_t i = 1; i < n && i < TF_MAX_LABELS; i++)
+        out[i] = values ? values[i - 1] : "";
 }
 
 static void host_metric_add(tf_metric *m, tf_instance *self, const char *const *values, double v)
@@ -183,7 +184,7 @@ static void host_metric_add(tf_metric *m, tf_instance *self, const char *const *
     const char *all[TF_MAX_LABELS + 1] = {0};
     if (!m)
         return;
-    with_pipeline(self, values, all);
+    with_pipeline(self, m, values, all);
     tf_metric_add(m, all, v);
 }
 
@@ -192,7 +193,7 @@ static void host_metric_set(tf_metric *m, tf_instance *self, const char *const *
     const char *all[TF_MAX_LABELS + 1] = {0};
     if (!m)
         return;
-    with_pipeline(self, values, all);
+    with_pipeline(self, m, values, all);
     tf_metric_set(m, all, v);
 }
 
@@ -202,7 +203,7 @@ static void host_metric_observe(tf_metric *m, tf_instance *self, const char *con
     const char *all[TF_MAX_LABELS + 1] = {0};
     if (!m)
         return;
-    with_pipeline(self, values, all);
+    with_pipeline(self, m, values, all);
     tf_metric_observe(m, all, v);
 }
 
@@ -222,6 +223,44 @@ static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_
             return TF_ENOMEM;
     }
     return tf_http_get(self->client, req, out);
+}
+
+/* --- Redis --- */
+
+static tf_redis *host_redis_open(tf_instance *self)
+{
+    if (!self->redis || !self->redis->configured) {
+        tf_log(TF_LOG_ERROR, self->component, "Redis needed, but no redis: section is configured");
+        return NULL;
+    }
+    return tf_redis_create(self->redis, self->component);
+}
+
+static void *host_redis_command(tf_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    return tf_redis_command_argv(r, argc, argv, lens);
+}
+
+static void *host_redis_get_reply(tf_redis *r)
+{
+    return tf_redis_get_reply(r);
+}
+
+static void *host_redis_eval(tf_redis *r, const char *script, int numkeys, int argc,
+                             const char **argv, const size_t *lens)
+{
+    return tf_redis_eval(r, script, numkeys, argc, argv, lens);
+}
+
+static void host_redis_reply_free(void *reply)
+{
+    if (reply)
+        freeReplyObject(reply);
+}
+
+static const char *host_redis_prefix(tf_instance *self)
+{
+    return self->redis && self->redis->prefix ? self->redis->prefix : "tf";
 }
 
 /* --- JSON --- */
@@ -299,6 +338,14 @@ static const tf_host host_table = {
     .json_number = tf_json_number,
     .json_int64 = tf_json_int64,
     .json_pointer = tf_json_pointer,
+    .redis_open = host_redis_open,
+    .redis_close = tf_redis_destroy,
+    .redis_command = host_redis_command,
+    .redis_append = tf_redis_append_argv,
+    .redis_get_reply = host_redis_get_reply,
+    .redis_eval = host_redis_eval,
+    .redis_reply_free = host_redis_reply_free,
+    .redis_prefix = host_redis_prefix,
 };
 
 const tf_host *tf_host_table(void)
@@ -309,7 +356,7 @@ const tf_host *tf_host_table(void)
 /* --- instances --- */
 
 tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
-                                const atomic_bool *stop)
+                                const tf_redis_settings *redis, const atomic_bool *stop)
 {
     tf_instance *inst = calloc(1, sizeof *inst);
     if (!inst)
@@ -317,6 +364,7 @@ tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeli
     inst->plugin = stage->plugin;
     inst->stage = stage;
     inst->http = http;
+    inst->redis = redis;
     inst->stop = stop;
     pthread_mutex_init(&inst->err_lock, NULL);
     inst->pipeline = strdup(pipeline);

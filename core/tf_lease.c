@@ -134,14 +134,6 @@ static tf_lease_state set_state(tf_lease *l, tf_lease_state next)
     return prev;
 }
 
-static tf_lease_state current_state(tf_lease *l)
-{
-    pthread_mutex_lock(&l->lock);
-    tf_lease_state s = l->state;
-    pthread_mutex_unlock(&l->lock);
-    return s;
-}
-
 /* A successful acquire or extend sent at `sent`: the lease is ours until sent + ttl at the
  * earliest on Redis's side, so locally until sent + ttl - margin. */
 static tf_lease_state confirm_held(tf_lease *l, int64_t sent, uint64_t fence)
@@ -524,7 +516,15 @@ bool tf_lease_check(tf_lease *l, uint64_t *fence)
 
 tf_lease_state tf_lease_get_state(tf_lease *l)
 {
-    return current_state(l);
+    /* HELD past the local validity means the renewal thread is stuck in a call (or the process
+     * was paused): report what tf_lease_check acts on, not the thread's last word. */
+    int64_t now = tf_mono_ms();
+    pthread_mutex_lock(&l->lock);
+    tf_lease_state s = l->state;
+    if (s == TF_LEASE_HELD && now >= l->valid_until)
+        s = TF_LEASE_UNREACHABLE;
+    pthread_mutex_unlock(&l->lock);
+    return s;
 }
 
 const char *tf_lease_fence_key(const tf_lease *l)

@@ -213,6 +213,10 @@ static size_t auth_scheme_len(const char *s)
 /* If a pattern starts at `s`, appends the masked form and returns the bytes consumed. */
 static size_t mask_pattern_at(const char *s, sbuf *out)
 {
+    /* Every pattern starts with s, a or x: skip the table for all other bytes. */
+    char c = (char)(s[0] | 0x20);
+    if (c != 's' && c != 'a' && c != 'x')
+        return 0;
     for (size_t p = 0; p < TF_ARRAY_LEN(g_patterns); p++) {
         const pattern *pat = &g_patterns[p];
         size_t nlen = strlen(pat->name);
@@ -301,16 +305,18 @@ static size_t utf8_len(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n;
-    unsigned min;
-    unsigned cp;
+    size_t n = 4;
+    unsigned min = 0x10000;
+    unsigned cp = s[0] & 0x07;
     if ((s[0] & 0xe0) == 0xc0) {
-        n = 2, min = 0x80, cp = s[0] & 0x1f;
+        n = 2;
+        min = 0x80;
+        cp = s[0] & 0x1f;
     } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3, min = 0x800, cp = s[0] & 0x0f;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
+        n = 3;
+        min = 0x800;
+        cp = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) != 0xf0) {
         return 0;
     }
     for (size_t i = 1; i < n; i++) {

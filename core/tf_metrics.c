@@ -751,3 +751,8 @@ void tf_metrics_shutdown(void)
     g_n_families = 0;
     pthread_mutex_unlock(&g_lock);
 }
+
+size_t tf_metric_label_count(const tf_metric *m)
+{
+    return m ? m->n_labels : 0;
+}

@@ -26,6 +26,9 @@ void tf_metric_observe(tf_metric *m, const char *const *label_values, double v);
 /* Current value of a counter or gauge series (0 if it does not exist); for tests and status. */
 double tf_metric_value(tf_metric *m, const char *const *label_values);
 
+/* Number of label names the family was registered with. */
+size_t tf_metric_label_count(const tf_metric *m);
+
 /* Text exposition of every family; malloc'd, caller frees. */
 char *tf_metrics_render(size_t *len);
 /* Frees every family. Only at exit: outstanding tf_metric pointers become invalid. */

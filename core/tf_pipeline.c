@@ -83,7 +83,7 @@ static tf_instance **create_stage(const tf_pipeline_config *cfg, const tf_stage_
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        out[i] = tf_instance_create(&stages[i], cfg->name, http, &p->stop);
+        out[i] = tf_instance_create(&stages[i], cfg->name, http, &p->runtime->redis, &p->stop);
         if (!out[i]) {
             for (size_t j = 0; j < i; j++)
                 tf_instance_destroy(out[j]);
@@ -278,11 +278,11 @@ static void run_tick(tf_pipeline *p, uint64_t seq, int64_t scheduled_wall_ms, in
     };
     int64_t started = tf_mono_ms();
     tf_batch_clear(p->batch);
+    /* A tick that has started runs to its end even when a stop is requested: what the
+     * sources fetched is written, not dropped (in-flight HTTP transfers abort instead). */
     int failures = run_sources(p, &tick);
-    if (!atomic_load(&p->stop))
-        failures += run_transforms(p, &tick);
-    if (!atomic_load(&p->stop))
-        failures += run_sinks(p, &tick);
+    failures += run_transforms(p, &tick);
+    failures += run_sinks(p, &tick);
     tf_batch_clear(p->batch);
     atomic_fetch_add(&p->ticks, 1);
     count_tick(p, failures ? "error" : "ok");

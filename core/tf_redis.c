@@ -31,7 +31,7 @@ typedef struct sha_entry {
 } sha_entry;
 
 struct tf_redis {
-    char *host; /* a path starting with '/' means a unix socket */
+    char *host;
     int port;
     int db;
     char *user;     /* NULL when unset */
@@ -161,8 +161,7 @@ static redisContext *open_context(const tf_redis *r, bool *answered, char *why, 
 {
     *answered = false;
     struct timeval connect_tv = ms_to_timeval(r->connect_timeout_ms);
-    redisContext *ctx = r->host[0] == '/' ? redisConnectUnixWithTimeout(r->host, connect_tv)
-                                          : redisConnectWithTimeout(r->host, r->port, connect_tv);
+    redisContext *ctx = redisConnectWithTimeout(r->host, r->port, connect_tv);
     if (!ctx || ctx->err) {
         snprintf(why, size, "%s", context_error(ctx, "out of memory"));
         goto fail;
@@ -172,8 +171,11 @@ static redisContext *open_context(const tf_redis *r, bool *answered, char *why, 
         goto fail;
     }
     /* Keepalive detects a peer that vanished without closing (host down, partition) on an
-     * otherwise idle connection; failure to enable it is not fatal. */
-    redisEnableKeepAlive(ctx);
+     * otherwise idle connection. */
+    if (redisEnableKeepAlive(ctx) != REDIS_OK) {
+        snprintf(why, size, "cannot enable TCP keepalive: %s", context_error(ctx, "?"));
+        goto fail;
+    }
     if (r->password) {
         const char *auth_user[] = {"AUTH", r->user ? r->user : "", r->password};
         const char *auth_pass[] = {"AUTH", r->password};
@@ -205,19 +207,23 @@ static void note_connected(tf_redis *r)
 {
     r->answered = true;
     r->attempts++;
-    if (!r->ever_connected) {
-        TF_INFO(r->who, "connected to Redis at %s:%d", r->host, r->port);
-    } else {
+    /* A first connection after failed attempts counts too: the metric tracks recoveries. */
+    if (r->ever_connected || r->attempts > 1) {
         r->reconnects++;
         const char *labels[] = {r->who};
         if (r->m_reconnects)
             tf_metric_add(r->m_reconnects, labels, 1.0);
-        if (r->down_logged)
-            TF_INFO(r->who, "reconnected to Redis at %s:%d after %u attempt%s", r->host, r->port,
-                    r->attempts, r->attempts == 1 ? "" : "s");
-        else
-            TF_DEBUG(r->who, "reconnected to Redis at %s:%d", r->host, r->port);
     }
+    if (!r->ever_connected && r->attempts == 1)
+        TF_INFO(r->who, "connected to Redis at %s:%d", r->host, r->port);
+    else if (!r->ever_connected)
+        TF_INFO(r->who, "connected to Redis at %s:%d after %u attempts", r->host, r->port,
+                r->attempts);
+    else if (r->down_logged)
+        TF_INFO(r->who, "reconnected to Redis at %s:%d after %u attempt%s", r->host, r->port,
+                r->attempts, r->attempts == 1 ? "" : "s");
+    else
+        TF_DEBUG(r->who, "reconnected to Redis at %s:%d", r->host, r->port);
     r->ever_connected = true;
     r->down_logged = false;
     r->failures = 0;

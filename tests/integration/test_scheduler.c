@@ -117,22 +117,28 @@ static void test_sigterm_stops_within_a_second(void)
 
 static void test_sigint_after_tick_in_progress(void)
 {
+    /* Ticks of 800 ms back to back (10 ms period, overruns skipped): right after the first
+     * record, the second tick is in progress. It must finish and be written, then the
+     * process exits. */
     const char *cfg = tfp_write_config(dir, "busy.yaml",
                                        "pipelines:\n"
                                        "  - name: busy\n"
-                                       "    every: 100ms\n"
+                                       "    every: 10ms\n"
                                        "    sources: [{use: generate, with: {delay: 800ms}}]\n"
                                        "    sinks: [{use: stdout}]\n");
     tfp_proc p;
     CU_ASSERT_FATAL(tfp_start(&p, dir, "busy", cfg));
-    CU_ASSERT_FATAL(tfp_wait_records(&p, 0, 10000)); /* now inside the next 800 ms tick */
+    CU_ASSERT_FATAL(tfp_wait_records(&p, 0, 10000));
+    tft_sleep_ms(100); /* pacing: let the second tick get well under way */
     long long t = tft_mono_ms();
     kill(p.pid, SIGINT);
     int status = -1;
     CU_ASSERT_FATAL(tft_wait_exit(p.pid, 5000, &status));
     long long took = tft_mono_ms() - t;
     fprintf(stderr, "\nstopped in %lld ms with an 800 ms tick in progress\n", took);
-    CU_ASSERT(took < 800 + 1000);
+    CU_ASSERT(took >= 400);        /* it waited for the tick... */
+    CU_ASSERT(took < 800 + 1000);  /* ...and no longer than the tick plus a second */
+    CU_ASSERT_EQUAL(tfp_record_count(&p), 2); /* the tick in progress was written */
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 

@@ -31,11 +31,11 @@ struct tft_server {
     route routes[MAX_ROUTES];
     size_t n_routes;
     int total;
-    char last_url[1024];
+    char last_url[2200];
     char last_headers[4096]; /* "name: value\n" lines of the last request */
 };
 
-static int collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     char *q = cls;
@@ -45,7 +45,7 @@ static int collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, cons
     return MHD_YES;
 }
 
-static int collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     char *h = cls;

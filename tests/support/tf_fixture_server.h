@@ -7,6 +7,7 @@
 #define TF_FIXTURE_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct tft_server tft_server;
 

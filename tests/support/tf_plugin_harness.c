@@ -22,6 +22,8 @@ struct tfh {
     atomic_bool stop;
     uint64_t seq;
     char *dir;
+    uint64_t fence;
+    char fence_key[256]; /* "" = none */
 };
 
 /* A one-pipeline configuration with the plugin under test in its place and generate/stdout
@@ -100,7 +102,7 @@ tfh *tfh_open(const char *kind, const char *plugin, const char *with, const char
     h->http = tf_http_create(&h->cfg->http);
     if (!h->http)
         goto fail;
-    h->inst = tf_instance_create(h->stage, "harness", h->http, &h->stop);
+    h->inst = tf_instance_create(h->stage, "harness", h->http, &h->cfg->redis, &h->stop);
     if (!h->inst) {
         fprintf(stderr, "tfh_open(%s %s): init failed\n", kind, plugin);
         goto fail;
@@ -156,7 +158,9 @@ static tf_tick tick_of(tfh *h)
                      .seq = h->seq,
                      .scheduled_ms = tf_now_ms(),
                      .deadline_ms = tf_mono_ms() + 1000,
-                     .key_prefix = "tf"};
+                     .fence = h->fence,
+                     .fence_key = h->fence_key[0] ? h->fence_key : NULL,
+                     .key_prefix = h->cfg->redis.prefix ? h->cfg->redis.prefix : "tf"};
 }
 
 int tfh_collect(tfh *h, tf_batch *out)
@@ -175,6 +179,12 @@ int tfh_write(tfh *h, const tf_batch *batch)
 {
     tf_tick t = tick_of(h);
     return tf_instance_write(h->inst, &t, batch);
+}
+
+void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key)
+{
+    h->fence = fence;
+    snprintf(h->fence_key, sizeof h->fence_key, "%s", fence_key ? fence_key : "");
 }
 
 const tf_host *tfh_host(void)

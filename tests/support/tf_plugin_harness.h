@@ -29,6 +29,10 @@ int tfh_collect(tfh *h, tf_batch *out);
 int tfh_process(tfh *h, tf_batch *batch);
 int tfh_write(tfh *h, const tf_batch *batch);
 
+/* Later ticks carry this fencing token and fence key (as a leased pipeline's would);
+ * fence_key is copied. 0 / NULL: no lease. */
+void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key);
+
 /* The host table and the instance, for plugins' own assertions. */
 const tf_host *tfh_host(void);
 

@@ -4,6 +4,7 @@
  * fencing tokens that grow across FLUSHALL and restarts, the local validity rule while Redis is
  * unreachable, losing the lease to a foreign token, and a prompt stop.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,42 @@ static void test_fence_survives_and_local_validity(void)
     tft_redis_destroy(server);
 }
 
+/* A frozen Redis (SIGSTOP) makes the renewal call hang for the whole command timeout, longer
+ * than the ttl, the way a paused holder would miss its renewals: the thread cannot update the
+ * state, so only the local validity rule can turn tf_lease_check false, and it must within
+ * ttl. After SIGCONT the key has expired in Redis: the lease is lost and acquired anew. */
+static void test_local_validity_while_renewal_hangs(void)
+{
+    tft_redis *server = tft_redis_start(0);
+    CU_ASSERT_FATAL(server != NULL);
+    tf_redis_settings s = settings_for(server->port);
+    s.command_timeout_ms = 5000;
+    const char *name = unique_name("frozen");
+    tf_lease *l = tf_lease_create(&s, name, TTL_MS, PERIOD_MS);
+    CU_ASSERT_FATAL(l != NULL);
+    CU_ASSERT_EQUAL(tf_lease_start(l), TF_OK);
+    CU_ASSERT_FATAL(tft_wait_until(holds, l, TTL_MS + SLACK_MS));
+    uint64_t first = fence_of(l);
+
+    CU_ASSERT_FATAL(kill(server->pid, SIGSTOP) == 0);
+    long long frozen_at = tft_mono_ms();
+    CU_ASSERT(tft_wait_until(not_holds, l, TTL_MS + SLACK_MS));
+    CU_ASSERT(tft_mono_ms() - frozen_at <= TTL_MS + SLACK_MS);
+    /* The renewal thread is still blocked in its call (no transition counted yet), and the
+     * reported state follows the local rule. */
+    CU_ASSERT_EQUAL(tf_lease_transitions(l), 1);
+    CU_ASSERT_EQUAL(tf_lease_get_state(l), TF_LEASE_UNREACHABLE);
+    tft_sleep_ms(2 * TTL_MS - (int)(tft_mono_ms() - frozen_at)); /* pacing: the key expires */
+    CU_ASSERT_FALSE(tf_lease_check(l, NULL));
+    kill(server->pid, SIGCONT);
+
+    CU_ASSERT(tft_wait_until(holds, l, TTL_MS + SLACK_MS));
+    CU_ASSERT(fence_of(l) > first);
+    CU_ASSERT_EQUAL(tf_lease_transitions(l), 3); /* acquired, lost, acquired */
+    tf_lease_destroy(l);
+    tft_redis_destroy(server);
+}
+
 /* A short outage that ends before the key expires: the lease never left this replica, so it
  * is kept with the same fencing token. */
 static void test_short_outage_keeps_lease(void)
@@ -364,6 +401,7 @@ int main(void)
         {"takeover after the holder's key expires", test_takeover_after_expiry},
         {"fence survives FLUSHALL and restart; local validity",
          test_fence_survives_and_local_validity},
+        {"local validity while the renewal call hangs", test_local_validity_while_renewal_hangs},
         {"short outage keeps the lease and its fence", test_short_outage_keeps_lease},
         {"foreign token: lease lost, then reacquired", test_foreign_token_loses},
         {"stop is prompt and idempotent", test_stop_is_prompt},

@@ -27,6 +27,7 @@ typedef struct tf_record tf_record;     /* one record: a kind and named, typed f
 typedef struct tf_batch tf_batch;       /* the records of one tick, in order */
 typedef struct tf_metric tf_metric;     /* a metric family */
 typedef struct tf_http_response tf_http_response;
+typedef struct tf_redis tf_redis;       /* a Redis connection that reconnects by itself */
 
 typedef enum tf_log_level {
     TF_LOG_ERROR = 0,
@@ -170,6 +171,25 @@ typedef struct tf_host {
     int (*json_int64)(const json_t *v, unsigned flags, int64_t *out, char *err, size_t err_size);
     /* RFC 6901 JSON Pointer ("/data/0/price"); borrowed reference or NULL. */
     json_t *(*json_pointer)(const json_t *root, const char *pointer);
+
+    /* --- Redis, through the runtime's redis: settings (address, ACL user and password, db).
+     * The connection reconnects by itself with backoff after any error and is never reused
+     * after one. Replies are hiredis `redisReply *` (include <hiredis/hiredis.h> to read
+     * them), freed with redis_reply_free; NULL means Redis is unreachable (counted and logged
+     * by the host). A tf_redis is used by one thread at a time. --- */
+    /* NULL when no redis: section is configured. The caller owns it (redis_close). */
+    tf_redis *(*redis_open)(tf_instance *self);
+    void (*redis_close)(tf_redis *r);
+    void *(*redis_command)(tf_redis *r, int argc, const char **argv, const size_t *lens);
+    /* Pipelining: append commands (TF_OK or TF_EREDIS), then read one reply per command. */
+    int (*redis_append)(tf_redis *r, int argc, const char **argv, const size_t *lens);
+    void *(*redis_get_reply)(tf_redis *r);
+    /* EVALSHA, loading the script on NOSCRIPT; `script` must outlive `r`. */
+    void *(*redis_eval)(tf_redis *r, const char *script, int numkeys, int argc,
+                        const char **argv, const size_t *lens);
+    void (*redis_reply_free)(void *reply);
+    /* The runtime's key prefix ("tf" unless redis.prefix says otherwise). */
+    const char *(*redis_prefix)(tf_instance *self);
 
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;
