@@ -66,7 +66,8 @@ const tf_option_def tf_config_http_options[] = {
     {"breaker_failures", TF_OPT_INT, "5", 0,
      "Consecutive failures to one host that open its circuit breaker", 0, NULL},
     {"breaker_base", TF_OPT_DURATION, "1s", 0,
-     "First open period of a circuit breaker; it doubles after each failed probe", 0, NULL},
+     "First open period of a circuit breaker (jittered); it doubles after each failed probe", 0,
+     NULL},
     {"breaker_max", TF_OPT_DURATION, "60s", 0, "Longest open period of a circuit breaker", 0, NULL},
     {"hosts", TF_OPT_MAP, "{api.bithumb.com: {rate: 15}, fapi.binance.com: {rate: 20}}", 0,
      "Rate limits per host (or host:port, which wins over the bare host): {rate, burst}, or just "
@@ -185,7 +186,7 @@ static int read_secret_file(const char *path, sbuf *b, char *err, size_t err_siz
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, err_size, "cannot read %s for ${file:...}: %s", path, strerror(errno));
+        snprintf(err, err_size, "cannot read %.200s for ${file:...}: %s", path, strerror(errno));
         return -1;
     }
     char buf[4096];
@@ -196,17 +197,19 @@ static int read_secret_file(const char *path, sbuf *b, char *err, size_t err_siz
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            snprintf(err, err_size, "cannot read %s for ${file:...}: %s", path, strerror(errno));
+            snprintf(err, err_size, "cannot read %.200s for ${file:...}: %s", path,
+                     strerror(errno));
             rc = -1;
             break;
         }
         if (n == 0)
             break;
         if (memchr(buf, '\0', (size_t)n) || b->len - start + (size_t)n > MAX_SECRET_FILE) {
-            snprintf(err, err_size,
-                     "expected %s to hold text of at most %d bytes for ${file:...}; found binary "
-                     "data or a larger file",
-                     path, MAX_SECRET_FILE);
+            snprintf(
+                err, err_size,
+                "expected %.200s to hold text of at most %d bytes for ${file:...}; found binary "
+                "data or a larger file",
+                path, MAX_SECRET_FILE);
             rc = -1;
             break;
         }
@@ -345,8 +348,8 @@ typedef struct loader {
     bool nomem;
 } loader;
 
-__attribute__((format(printf, 4, 5))) static void at(loader *L, const tf_yaml_node *n,
-                                                     const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void problem(loader *L, const tf_yaml_node *n,
+                                                          const char *path, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -381,9 +384,10 @@ static void unknown_key(loader *L, const tf_yaml_node *key, const char *path, co
     }
     const char *hint = tf_yaml_suggest(key->text, names, n);
     if (hint)
-        at(L, key, path, "unknown key '%s' in %s; did you mean '%s'?", key->text, where, hint);
+        problem(L, key, path, "unknown key '%s' in %s; did you mean '%s'?", key->text, where, hint);
     else
-        at(L, key, path, "unknown key '%s' in %s; expected one of: %s", key->text, where, known);
+        problem(L, key, path, "unknown key '%s' in %s; expected one of: %s", key->text, where,
+                known);
 }
 
 /* Keys of `map` that `table` does not declare. */
@@ -490,8 +494,8 @@ static void add_pipelines(loader *L, const tf_yaml_node *key, const tf_yaml_node
         tf_yaml_describe(v, found, sizeof found);
         if (v->kind == TF_YAML_SEQUENCE)
             snprintf(found, sizeof found, "an empty list");
-        at(L, v->kind == TF_YAML_SCALAR && tf_yaml_is_null(v) ? key : v, "pipelines",
-           "expected a non-empty list of pipelines (- name: ...); found %s", found);
+        problem(L, v->kind == TF_YAML_SCALAR && tf_yaml_is_null(v) ? key : v, "pipelines",
+                "expected a non-empty list of pipelines (- name: ...); found %s", found);
         return;
     }
     pipeline_ref *grown = realloc(L->pipes, (L->n_pipes + v->n_items) * sizeof *grown);
@@ -508,10 +512,11 @@ static void add_section(loader *L, int which, const tf_yaml_node *key, const tf_
 {
     section *s = &L->sections[which];
     if (s->key) {
-        at(L, key, section_names[which],
-           "the %s: section is already defined in %s:%d:%d; each runtime section may appear in "
-           "one file only",
-           section_names[which], s->key->file, s->key->line, s->key->col);
+        problem(
+            L, key, section_names[which],
+            "the %s: section is already defined in %s:%d:%d; each runtime section may appear in "
+            "one file only",
+            section_names[which], s->key->file, s->key->line, s->key->col);
         return;
     }
     s->key = key;
@@ -526,8 +531,8 @@ static void scan_top(loader *L, const tf_yaml_doc *doc)
     if (root->kind != TF_YAML_MAPPING) {
         char found[160];
         tf_yaml_describe(root, found, sizeof found);
-        at(L, root, NULL, "expected a mapping with keys such as pipelines: and redis:; found %s",
-           found);
+        problem(L, root, NULL,
+                "expected a mapping with keys such as pipelines: and redis:; found %s", found);
         return;
     }
     for (size_t i = 0; i < root->n_pairs; i++) {
@@ -575,8 +580,8 @@ static void require_positive_ms(loader *L, const section *s, const tf_options *o
         return;
     char path[PATH_LEN];
     tf_yaml_path_key(path, sizeof path, sec, name);
-    at(L, value_node(s, name), path, "expected a duration greater than 0; found %lldms",
-       (long long)*out);
+    problem(L, value_node(s, name), path, "expected a duration greater than 0; found %lldms",
+            (long long)*out);
 }
 
 /* Parses "redis://[host][:port][/db]"; 0, or -1 with a reason in err. */
@@ -650,7 +655,7 @@ static void check_redis_url(loader *L, const char *url, const tf_yaml_node *wher
     free(r->host);
     r->host = NULL;
     if (parse_redis_url(url, &r->host, &r->port, &r->db, err, sizeof err) != 0)
-        at(L, where, "redis.url", "%s", err);
+        problem(L, where, "redis.url", "%s", err);
     else if (!r->host)
         L->nomem = true;
 }
@@ -709,8 +714,8 @@ static void build_redis(loader *L, tf_config *cfg)
     r->password = secret_copy(L, o, "password");
     const char *prefix = tf_options_string(o, "prefix");
     if (!*prefix || has_space_or_control(prefix))
-        at(L, value_node(s, "prefix"), "redis.prefix",
-           "expected a key prefix without spaces such as tf; found \"%.80s\"", prefix);
+        problem(L, value_node(s, "prefix"), "redis.prefix",
+                "expected a key prefix without spaces such as tf; found \"%.80s\"", prefix);
     r->prefix = dup_or_flag(L, prefix);
     require_positive_ms(L, s, o, "redis", "connect_timeout", &r->connect_timeout_ms);
     require_positive_ms(L, s, o, "redis", "command_timeout", &r->command_timeout_ms);
@@ -738,21 +743,21 @@ static void add_host(loader *L, tf_http_settings *h, const section *s, const cha
     char path[PATH_LEN], sub[PATH_LEN];
     tf_yaml_path_key(path, sizeof path, "http.hosts", host);
     if (!valid_host_key(host)) {
-        at(L, host_node(s, host, "rate"), path,
-           "expected a host such as api.bithumb.com or 127.0.0.1:8080; found \"%.80s\"", host);
+        problem(L, host_node(s, host, "rate"), path,
+                "expected a host such as api.bithumb.com or 127.0.0.1:8080; found \"%.80s\"", host);
         return;
     }
     double rate = json_number_value(json_object_get(entry, "rate"));
     const json_t *burst = json_object_get(entry, "burst");
     if (!(rate > 0)) {
         tf_yaml_path_key(sub, sizeof sub, path, "rate");
-        at(L, host_node(s, host, "rate"), sub,
-           "expected a rate above 0 requests per second; found %g", rate);
+        problem(L, host_node(s, host, "rate"), sub,
+                "expected a rate above 0 requests per second; found %g", rate);
     }
     if (burst && !(json_number_value(burst) >= 1)) {
         tf_yaml_path_key(sub, sizeof sub, path, "burst");
-        at(L, host_node(s, host, "burst"), sub, "expected a burst of at least 1 request; found %g",
-           json_number_value(burst));
+        problem(L, host_node(s, host, "burst"), sub,
+                "expected a burst of at least 1 request; found %g", json_number_value(burst));
     }
     tf_http_host_limit *lim = &h->hosts[h->n_hosts];
     lim->host = dup_or_flag(L, host);
@@ -807,25 +812,25 @@ static void build_http(loader *L, tf_config *cfg)
         return;
     const char *ua = tf_options_string(o, "user_agent");
     if (!*ua || strpbrk(ua, "\r\n"))
-        at(L, value_node(s, "user_agent"), "http.user_agent",
-           "expected a one-line, non-empty User-Agent; found \"%.80s\"", ua);
+        problem(L, value_node(s, "user_agent"), "http.user_agent",
+                "expected a one-line, non-empty User-Agent; found \"%.80s\"", ua);
     h->user_agent = dup_or_flag(L, ua);
     require_positive_ms(L, s, o, "http", "connect_timeout", &h->connect_timeout_ms);
     require_positive_ms(L, s, o, "http", "timeout", &h->timeout_ms);
     require_positive_ms(L, s, o, "http", "breaker_base", &h->breaker_base_ms);
     require_positive_ms(L, s, o, "http", "breaker_max", &h->breaker_max_ms);
     if (h->breaker_max_ms < h->breaker_base_ms)
-        at(L, value_node(s, "breaker_max"), "http.breaker_max",
-           "expected breaker_max to be at least breaker_base (%lldms); found %lldms",
-           (long long)h->breaker_base_ms, (long long)h->breaker_max_ms);
+        problem(L, value_node(s, "breaker_max"), "http.breaker_max",
+                "expected breaker_max to be at least breaker_base (%lldms); found %lldms",
+                (long long)h->breaker_base_ms, (long long)h->breaker_max_ms);
     h->max_body_bytes = tf_options_int(o, "max_body");
     if (h->max_body_bytes < 1)
-        at(L, value_node(s, "max_body"), "http.max_body",
-           "expected a size in bytes above 0; found %lld", (long long)h->max_body_bytes);
+        problem(L, value_node(s, "max_body"), "http.max_body",
+                "expected a size in bytes above 0; found %lld", (long long)h->max_body_bytes);
     int64_t failures = tf_options_int(o, "breaker_failures");
     if (failures < 1 || failures > 1000000)
-        at(L, value_node(s, "breaker_failures"), "http.breaker_failures",
-           "expected a count between 1 and 1000000; found %lld", (long long)failures);
+        problem(L, value_node(s, "breaker_failures"), "http.breaker_failures",
+                "expected a count between 1 and 1000000; found %lld", (long long)failures);
     h->breaker_failures = (int)(failures < 1 || failures > 1000000 ? 1 : failures);
     build_hosts(L, h, s, o);
     tf_options_destroy(o);
@@ -840,14 +845,14 @@ static void build_log(loader *L, tf_config *cfg)
         return;
     const char *level = tf_options_string(o, "level");
     if (tf_log_parse_level(level, &cfg->log.level) != 0)
-        at(L, value_node(s, "level"), "log.level",
-           "expected one of error, warn, info, debug, trace; found \"%.80s\"", level);
+        problem(L, value_node(s, "level"), "log.level",
+                "expected one of error, warn, info, debug, trace; found \"%.80s\"", level);
     const char *format = tf_options_string(o, "format");
     if (strcmp(format, "json") == 0)
         cfg->log.json = true;
     else if (strcmp(format, "text") != 0)
-        at(L, value_node(s, "format"), "log.format", "expected text or json; found \"%.80s\"",
-           format);
+        problem(L, value_node(s, "format"), "log.format", "expected text or json; found \"%.80s\"",
+                format);
     tf_options_destroy(o);
 }
 
@@ -874,9 +879,9 @@ static void build_metrics(loader *L, tf_config *cfg)
         return;
     const char *listen = tf_options_string(o, "listen");
     if (listen && !valid_listen(listen))
-        at(L, value_node(s, "listen"), "metrics.listen",
-           "expected host:port such as 127.0.0.1:9464 ([::1]:9464 for IPv6); found \"%.80s\"",
-           listen);
+        problem(L, value_node(s, "listen"), "metrics.listen",
+                "expected host:port such as 127.0.0.1:9464 ([::1]:9464 for IPv6); found \"%.80s\"",
+                listen);
     cfg->metrics.listen = dup_or_flag(L, listen);
     tf_options_destroy(o);
 }
@@ -894,8 +899,8 @@ static void unknown_plugin(loader *L, const tf_yaml_node *use, const char *path,
     static const tf_plugin_kind kinds[] = {TF_KIND_SOURCE, TF_KIND_TRANSFORM, TF_KIND_SINK};
     for (size_t i = 0; i < TF_ARRAY_LEN(kinds); i++) {
         if (kinds[i] != kind && tf_registry_find(L->reg, kinds[i], use->text)) {
-            at(L, use, path, "'%s' is a %s plugin, not a %s: list it under %s:", use->text,
-               tf_plugin_kind_name(kinds[i]), tf_plugin_kind_name(kind), kind_key(kinds[i]));
+            problem(L, use, path, "'%s' is a %s plugin, not a %s: list it under %s:", use->text,
+                    tf_plugin_kind_name(kinds[i]), tf_plugin_kind_name(kind), kind_key(kinds[i]));
             return;
         }
     }
@@ -914,16 +919,16 @@ static void unknown_plugin(loader *L, const tf_yaml_node *use, const char *path,
     }
     const char *hint = tf_yaml_suggest(use->text, names, n);
     if (n == 0)
-        at(L, use, path,
-           "unknown %s plugin '%s': no %s plugins are loaded (see tickflow plugins "
-           "list)",
-           tf_plugin_kind_name(kind), use->text, tf_plugin_kind_name(kind));
+        problem(L, use, path,
+                "unknown %s plugin '%s': no %s plugins are loaded (see tickflow plugins "
+                "list)",
+                tf_plugin_kind_name(kind), use->text, tf_plugin_kind_name(kind));
     else if (hint)
-        at(L, use, path, "unknown %s plugin '%s'; did you mean '%s'? (available: %s)",
-           tf_plugin_kind_name(kind), use->text, hint, list);
+        problem(L, use, path, "unknown %s plugin '%s'; did you mean '%s'? (available: %s)",
+                tf_plugin_kind_name(kind), use->text, hint, list);
     else
-        at(L, use, path, "unknown %s plugin '%s'; available %ss: %s", tf_plugin_kind_name(kind),
-           use->text, tf_plugin_kind_name(kind), list);
+        problem(L, use, path, "unknown %s plugin '%s'; available %ss: %s",
+                tf_plugin_kind_name(kind), use->text, tf_plugin_kind_name(kind), list);
 }
 
 /* One entry of sources:/transforms:/sinks: ({use, with} or just the plugin name). */
@@ -945,13 +950,14 @@ static void build_stage(loader *L, const tf_yaml_node *item, tf_plugin_kind kind
     } else {
         char found[160];
         tf_yaml_describe(item, found, sizeof found);
-        at(L, item, path, "expected {use: NAME, with: {...}} or a plugin name; found %s", found);
+        problem(L, item, path, "expected {use: NAME, with: {...}} or a plugin name; found %s",
+                found);
         return;
     }
     tf_yaml_path_key(sub, sizeof sub, path, "use");
     if (!use) {
-        at(L, item, sub, "missing required key 'use' (the %s plugin's name)",
-           tf_plugin_kind_name(kind));
+        problem(L, item, sub, "missing required key 'use' (the %s plugin's name)",
+                tf_plugin_kind_name(kind));
         return;
     }
     if (use->kind == TF_YAML_SCALAR && use->failed)
@@ -959,7 +965,7 @@ static void build_stage(loader *L, const tf_yaml_node *item, tf_plugin_kind kind
     if (use->kind != TF_YAML_SCALAR || tf_yaml_is_null(use)) {
         char found[160];
         tf_yaml_describe(use, found, sizeof found);
-        at(L, use, sub, "expected a plugin name; found %s", found);
+        problem(L, use, sub, "expected a plugin name; found %s", found);
         return;
     }
     out->plugin = tf_registry_find(L->reg, kind, use->text);
@@ -986,8 +992,8 @@ static void build_stages(loader *L, const tf_yaml_node *pipe, const char *base, 
     const tf_yaml_node *v = tf_yaml_get(pipe, key);
     if (!v) {
         if (required)
-            at(L, pipe, path, "missing required key '%s' (at least one %s)", key,
-               tf_plugin_kind_name(kind));
+            problem(L, pipe, path, "missing required key '%s' (at least one %s)", key,
+                    tf_plugin_kind_name(kind));
         return;
     }
     if (v->kind == TF_YAML_SCALAR && v->failed)
@@ -996,8 +1002,8 @@ static void build_stages(loader *L, const tf_yaml_node *pipe, const char *base, 
     size_t n = list ? v->n_items : tf_yaml_is_null(v) ? 0 : 1;
     if (n == 0) {
         if (required)
-            at(L, v, path, "expected at least one %s; found %s", tf_plugin_kind_name(kind),
-               list ? "an empty list" : "nothing");
+            problem(L, v, path, "expected at least one %s; found %s", tf_plugin_kind_name(kind),
+                    list ? "an empty list" : "nothing");
         return;
     }
     *out = calloc(n, sizeof **out);
@@ -1035,23 +1041,23 @@ static void build_lease(loader *L, const tf_yaml_node *pipe, const char *base,
             char sub[PATH_LEN];
             tf_yaml_path_key(sub, sizeof sub, path, "ttl");
             if (p->lease_ttl_ms < MIN_LEASE_TTL_MS)
-                at(L, tf_yaml_get(v, "ttl"), sub,
-                   "expected a lease ttl of at least %dms; found %lldms", MIN_LEASE_TTL_MS,
-                   (long long)p->lease_ttl_ms);
+                problem(L, tf_yaml_get(v, "ttl"), sub,
+                        "expected a lease ttl of at least %dms; found %lldms", MIN_LEASE_TTL_MS,
+                        (long long)p->lease_ttl_ms);
         }
         tf_options_destroy(o);
         wanted = true;
     } else if (v->kind != TF_YAML_SCALAR || tf_yaml_parse_bool(v->text, &wanted) != 0) {
         char found[160];
         tf_yaml_describe(v, found, sizeof found);
-        at(L, v, path, "expected on, off, true, false or {ttl: 2s}; found %s", found);
+        problem(L, v, path, "expected on, off, true, false or {ttl: 2s}; found %s", found);
         return;
     }
     p->lease = wanted;
     if (wanted && !redis)
-        at(L, v, path,
-           "a lease lives in Redis, and no redis: section is configured: add one, or set "
-           "lease: off");
+        problem(L, v, path,
+                "a lease lives in Redis, and no redis: section is configured: add one, or set "
+                "lease: off");
 }
 
 static bool valid_pipeline_name(const char *s)
@@ -1075,7 +1081,7 @@ static void build_name(loader *L, const tf_yaml_node *pipe, const char *base, tf
     tf_yaml_path_key(path, sizeof path, base, "name");
     const tf_yaml_node *v = tf_yaml_get(pipe, "name");
     if (!v) {
-        at(L, pipe, path, "missing required key 'name'");
+        problem(L, pipe, path, "missing required key 'name'");
         return;
     }
     if (v->kind == TF_YAML_SCALAR && v->failed)
@@ -1083,14 +1089,15 @@ static void build_name(loader *L, const tf_yaml_node *pipe, const char *base, tf
     if (v->kind != TF_YAML_SCALAR || !valid_pipeline_name(v->text)) {
         char found[160];
         tf_yaml_describe(v, found, sizeof found);
-        at(L, v, path, "expected a name of 1 to %d characters among a-z, 0-9, _ and -; found %s",
-           MAX_NAME_LEN, found);
+        problem(L, v, path,
+                "expected a name of 1 to %d characters among a-z, 0-9, _ and -; found %s",
+                MAX_NAME_LEN, found);
         return;
     }
     for (size_t i = 0; i < index; i++) {
         if (names[i] && strcmp(names[i]->text, v->text) == 0) {
-            at(L, v, path, "pipeline name '%s' is already used at %s:%d:%d", v->text,
-               names[i]->file, names[i]->line, names[i]->col);
+            problem(L, v, path, "pipeline name '%s' is already used at %s:%d:%d", v->text,
+                    names[i]->file, names[i]->line, names[i]->col);
             return;
         }
     }
@@ -1105,7 +1112,7 @@ static void build_every(loader *L, const tf_yaml_node *pipe, const char *base,
     tf_yaml_path_key(path, sizeof path, base, "every");
     const tf_yaml_node *v = tf_yaml_get(pipe, "every");
     if (!v) {
-        at(L, pipe, path, "missing required key 'every' (the tick period, e.g. 1s)");
+        problem(L, pipe, path, "missing required key 'every' (the tick period, e.g. 1s)");
         return;
     }
     if (v->kind == TF_YAML_SCALAR && v->failed)
@@ -1119,12 +1126,12 @@ static void build_every(loader *L, const tf_yaml_node *pipe, const char *base,
             snprintf(err, sizeof err, "expected a duration such as 500ms, 1s, 10m; found %s",
                      found);
         }
-        at(L, v, path, "%s", err);
+        problem(L, v, path, "%s", err);
         return;
     }
     if (p->every_ms < MIN_EVERY_MS)
-        at(L, v, path, "expected a period of at least %dms; found %lldms", MIN_EVERY_MS,
-           (long long)p->every_ms);
+        problem(L, v, path, "expected a period of at least %dms; found %lldms", MIN_EVERY_MS,
+                (long long)p->every_ms);
 }
 
 static void build_pipeline(loader *L, const pipeline_ref *ref, tf_pipeline_config *p,
@@ -1138,7 +1145,8 @@ static void build_pipeline(loader *L, const pipeline_ref *ref, tf_pipeline_confi
     if (n->kind != TF_YAML_MAPPING) {
         char found[160];
         tf_yaml_describe(n, found, sizeof found);
-        at(L, n, base, "expected a pipeline (name:, every:, sources:, sinks:); found %s", found);
+        problem(L, n, base, "expected a pipeline (name:, every:, sources:, sinks:); found %s",
+                found);
         return;
     }
     check_keys(L, n, tf_config_pipeline_options, base, "a pipeline");

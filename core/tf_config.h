@@ -42,9 +42,9 @@ typedef struct tf_redis_settings {
     char *host;
     int port;
     int db;
-    char *user;     /* NULL when not set (secret) */
-    char *password; /* NULL when not set (secret) */
-    char *prefix;   /* key prefix, default "tf" */
+    char *user;                 /* NULL when not set (secret) */
+    char *password;             /* NULL when not set (secret) */
+    char *prefix;               /* key prefix, default "tf" */
     int64_t connect_timeout_ms; /* default 500 */
     int64_t command_timeout_ms; /* default 1000 */
 } tf_redis_settings;
@@ -88,8 +88,8 @@ typedef struct tf_config {
 /* Loads `paths` (files or directories; a directory contributes its *.yaml and *.yml files in
  * name order). Runtime sections may appear in at most one file; pipeline names are unique.
  * Returns TF_OK and *out, or TF_EINVAL with every problem in `diag` (and *out = NULL). */
-int tf_config_load(const char *const *paths, size_t n_paths, const tf_registry *reg,
-                   tf_diag *diag, tf_config **out);
+int tf_config_load(const char *const *paths, size_t n_paths, const tf_registry *reg, tf_diag *diag,
+                   tf_config **out);
 void tf_config_destroy(tf_config *cfg);
 
 /* The option tables of the runtime sections, for `tickflow describe`-style docs. */

@@ -40,11 +40,11 @@ static json_t *options_json(const tf_option_def *opts)
 json_t *tf_describe_json(const tf_plugin *p)
 {
     const tf_plugin_descriptor *d = p->desc;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "name", d->name, "kind",
-                          tf_plugin_kind_name(d->kind), "description",
-                          d->description ? d->description : "", "version",
-                          d->version ? d->version : "", "file", p->path, "abi_major",
-                          (int)d->abi_major, "abi_minor", (int)d->abi_minor);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "name", d->name, "kind",
+                  tf_plugin_kind_name(d->kind), "description", d->description ? d->description : "",
+                  "version", d->version ? d->version : "", "file", p->path, "abi_major",
+                  (int)d->abi_major, "abi_minor", (int)d->abi_minor);
     json_object_set_new(j, "options", options_json(d->options));
     return j;
 }
@@ -66,9 +66,9 @@ static void print_options_text(FILE *out, const tf_option_def *opts, int indent)
         const tf_option_def *o = &opts[i];
         char type[48];
         const char *def = shown_default(o);
-        fprintf(out, "%*s%-18s %-16s %s%s%s\n", indent, "", o->name,
-                type_text(o, type, sizeof type), o->required ? "required" : "default: ",
-                o->required ? "" : (def ? def : "(none)"), "");
+        fprintf(
+            out, "%*s%-18s %-16s %s%s%s\n", indent, "", o->name, type_text(o, type, sizeof type),
+            o->required ? "required" : "default: ", o->required ? "" : (def ? def : "(none)"), "");
         fprintf(out, "%*s%-18s %s\n", indent, "", "", o->description ? o->description : "");
         if (o->fields) {
             fprintf(out, "%*s%-18s fields:\n", indent, "", "");

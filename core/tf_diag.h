@@ -16,8 +16,8 @@ void tf_diag_destroy(tf_diag *d);
 
 /* Appends one problem. `file` may be NULL; line/col 0 = unknown (omitted from the message);
  * `path` may be NULL or "" (omitted), e.g. "pipelines[0].sources[1].with.timeout". */
-void tf_diag_add(tf_diag *d, const char *file, int line, int col, const char *path,
-                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void tf_diag_add(tf_diag *d, const char *file, int line, int col, const char *path, const char *fmt,
+                 ...) __attribute__((format(printf, 6, 7)));
 size_t tf_diag_count(const tf_diag *d);
 /* The i-th message, formatted as above; borrowed. */
 const char *tf_diag_message(const tf_diag *d, size_t i);

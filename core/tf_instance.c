@@ -17,19 +17,19 @@
 #include "tf_record.h"
 #include "tf_redis.h"
 
-#define TF_MAX_LABELS      16
-#define TF_REPEAT_LOG_MS   60000
+#define TF_MAX_LABELS    16
+#define TF_REPEAT_LOG_MS 60000
 
 struct tf_instance {
     const tf_plugin *plugin;      /* borrowed from the registry */
     const tf_stage_config *stage; /* borrowed from the configuration */
     char *pipeline;               /* owned */
     char component[160];
-    void *state;             /* the plugin's instance, owned through desc->destroy */
-    tf_http *http;           /* borrowed: the runtime's shared client */
-    tf_http_client *client;  /* owned, created on first http_get */
+    void *state;                    /* the plugin's instance, owned through desc->destroy */
+    tf_http *http;                  /* borrowed: the runtime's shared client */
+    tf_http_client *client;         /* owned, created on first http_get */
     const tf_redis_settings *redis; /* borrowed: the runtime's settings */
-    const atomic_bool *stop; /* borrowed: the pipeline's stop flag */
+    const atomic_bool *stop;        /* borrowed: the pipeline's stop flag */
     pthread_mutex_t err_lock;
     char last_error[256];      /* last message passed to report_error */
     unsigned long repeats;     /* identical messages since it was last logged */
@@ -217,8 +217,8 @@ static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_
     if (!self->http)
         return TF_ECONNECT;
     if (!self->client) {
-        self->client = tf_http_client_create(self->http, self->pipeline,
-                                             self->plugin->desc->name, self->stop);
+        self->client =
+            tf_http_client_create(self->http, self->pipeline, self->plugin->desc->name, self->stop);
         if (!self->client)
             return TF_ENOMEM;
     }
@@ -370,12 +370,11 @@ tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeli
     inst->pipeline = strdup(pipeline);
     if (!inst->pipeline)
         goto fail;
-    snprintf(inst->component, sizeof inst->component, "%s/%s", pipeline,
-             stage->plugin->desc->name);
+    snprintf(inst->component, sizeof inst->component, "%s/%s", pipeline, stage->plugin->desc->name);
     int rc = stage->plugin->desc->init(&host_table, inst, stage->options, &inst->state);
     if (rc != TF_OK) {
-        tf_log(TF_LOG_ERROR, inst->component, "plugin init failed (%s) for %s",
-               tf_status_name(rc), stage->path);
+        tf_log(TF_LOG_ERROR, inst->component, "plugin init failed (%s) for %s", tf_status_name(rc),
+               stage->path);
         inst->state = NULL;
         goto fail;
     }

@@ -15,8 +15,9 @@
 const tf_host *tf_host_table(void);
 
 /* Creates the instance and calls the plugin's init. `stage`, `http` and `redis` (the runtime's
- * settings, for plugins that open Redis connections) are borrowed and must outlive the instance; `stop` (may be NULL) is the owning pipeline's stop flag. Returns NULL
- * after logging why (init failed, out of memory). */
+ * settings, for plugins that open Redis connections) are borrowed and must outlive the instance;
+ * `stop` (may be NULL) is the owning pipeline's stop flag. Returns NULL after logging why (init
+ * failed, out of memory). */
 tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
                                 const tf_redis_settings *redis, const atomic_bool *stop);
 /* Calls the plugin's destroy and frees everything the instance owns. NULL is fine. */

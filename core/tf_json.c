@@ -91,8 +91,8 @@ int tf_json_number(const json_t *v, unsigned flags, double *out, char *err, size
             *out = d;
         return rc;
     }
-    const char *type = !v                 ? "nothing (missing)"
-                       : json_is_null(v)  ? "null"
+    const char *type = !v                   ? "nothing (missing)"
+                       : json_is_null(v)    ? "null"
                        : json_is_boolean(v) ? "a boolean"
                        : json_is_array(v)   ? "an array"
                                             : "an object";
@@ -112,7 +112,9 @@ int tf_json_int64(const json_t *v, unsigned flags, int64_t *out, char *err, size
     }
     if (!json_is_string(v))
         return fail(err, err_size, "expected an integer or an integer string",
-                    !v ? "nothing (missing)" : json_is_null(v) ? "null" : "another type");
+                    !v                ? "nothing (missing)"
+                    : json_is_null(v) ? "null"
+                                      : "another type");
     const char *s = json_string_value(v);
     char shown[64];
     snprintf(shown, sizeof shown, "\"%.40s\"", s);

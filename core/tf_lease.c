@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "tf_common.h"
@@ -58,6 +59,8 @@ static const char release_script[] = "if redis.call('GET', KEYS[1]) == ARGV[1] t
                                      "end\n"
                                      "return 0\n";
 
+#define TF_LEASE_REPLICA_MAX 64
+
 struct tf_lease {
     char *pipeline;
     char *lease_key;
@@ -69,7 +72,7 @@ struct tf_lease {
     int64_t retry_ms;   /* polling while Redis fails; tf_redis's backoff gates the network */
 
     tf_redis *redis; /* used by the thread only (and by tf_lease_stop after the join) */
-    char token[2 * TF_LEASE_TOKEN_BYTES + 1];
+    char token[TF_LEASE_REPLICA_MAX + 2 * TF_LEASE_TOKEN_BYTES + 2]; /* "<replica>/<hex>" */
     bool have_token;      /* the lease key may still hold `token` */
     char last_error[128]; /* error reply of the last failed call, for the "paused" log line */
 
@@ -147,6 +150,21 @@ static tf_lease_state confirm_held(tf_lease *l, int64_t sent, uint64_t fence)
 
 /* --- Redis calls (thread only) --- */
 
+/* Who this replica is, for operators reading the lease key: $TICKFLOW_REPLICA, or
+ * "<hostname>-<pid>". Only the random part makes the token unique. */
+static void replica_name(char *out, size_t size)
+{
+    const char *env = getenv("TICKFLOW_REPLICA");
+    if (env && *env) {
+        snprintf(out, size, "%.*s", TF_LEASE_REPLICA_MAX - 1, env);
+        return;
+    }
+    char host[64] = "replica";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(out, size, "%.40s-%ld", host, (long)getpid());
+}
+
 static int new_token(tf_lease *l)
 {
     unsigned char raw[TF_LEASE_TOKEN_BYTES];
@@ -154,12 +172,16 @@ static int new_token(tf_lease *l)
         TF_ERROR(l->component, "cannot generate a lease token: RAND_bytes failed");
         return -1;
     }
+    char replica[TF_LEASE_REPLICA_MAX];
+    replica_name(replica, sizeof replica);
     static const char digits[] = "0123456789abcdef";
+    char hex[2 * TF_LEASE_TOKEN_BYTES + 1];
     for (size_t i = 0; i < sizeof raw; i++) {
-        l->token[2 * i] = digits[raw[i] >> 4];
-        l->token[2 * i + 1] = digits[raw[i] & 0x0f];
+        hex[2 * i] = digits[raw[i] >> 4];
+        hex[2 * i + 1] = digits[raw[i] & 0x0f];
     }
-    l->token[2 * sizeof raw] = '\0';
+    hex[2 * sizeof raw] = '\0';
+    snprintf(l->token, sizeof l->token, "%s/%s", replica, hex);
     return 0;
 }
 

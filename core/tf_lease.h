@@ -16,9 +16,9 @@
 typedef struct tf_lease tf_lease;
 
 typedef enum tf_lease_state {
-    TF_LEASE_STANDBY = 0,     /* another replica holds it (or nobody yet): retrying */
-    TF_LEASE_HELD = 1,        /* this replica holds it */
-    TF_LEASE_UNREACHABLE = 2  /* Redis cannot be reached: pipeline paused */
+    TF_LEASE_STANDBY = 0,    /* another replica holds it (or nobody yet): retrying */
+    TF_LEASE_HELD = 1,       /* this replica holds it */
+    TF_LEASE_UNREACHABLE = 2 /* Redis cannot be reached: pipeline paused */
 } tf_lease_state;
 
 /* `period_ms` is the pipeline period: a standby replica retries at least every

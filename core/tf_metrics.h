@@ -21,7 +21,7 @@ tf_metric *tf_metrics_register(tf_metric_type type, const char *name, const char
                                size_t n_buckets);
 /* `label_values` has one entry per label name. Counter: add v >= 0. Gauge: add any v. */
 void tf_metric_add(tf_metric *m, const char *const *label_values, double v);
-void tf_metric_set(tf_metric *m, const char *const *label_values, double v); /* gauge */
+void tf_metric_set(tf_metric *m, const char *const *label_values, double v);     /* gauge */
 void tf_metric_observe(tf_metric *m, const char *const *label_values, double v); /* histogram */
 /* Current value of a counter or gauge series (0 if it does not exist); for tests and status. */
 double tf_metric_value(tf_metric *m, const char *const *label_values);

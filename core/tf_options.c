@@ -22,9 +22,9 @@
 #include "tf_log.h"
 #include "tf_yaml.h"
 
-#define COMPONENT   "options"
-#define PATH_MAX_   512
-#define SECRET_MASK "****"
+#define COMPONENT    "options"
+#define OPT_PATH_LEN 512
+#define SECRET_MASK  "****"
 
 /* Value kinds beyond tf_option_type, for untyped items: item_type 0. */
 #define VAL_ANY_SCALAR 100 /* list items: a scalar of any type */
@@ -388,7 +388,7 @@ static json_t *infer_scalar(const tf_yaml_node *n)
 
 static json_t *conv_any(conv *c, const tf_yaml_node *n, const char *path, bool nested)
 {
-    char sub[PATH_MAX_];
+    char sub[OPT_PATH_LEN];
     if (n->kind == TF_YAML_SCALAR)
         return infer_scalar(n);
     if (!nested) {
@@ -492,7 +492,7 @@ static json_t *conv_default(conv *c, const tf_option_def *def, const char *path)
 static json_t *conv_fields(conv *c, const tf_option_def *table, const tf_yaml_node *map,
                            const char *path, const char *owner, bool *given)
 {
-    char sub[PATH_MAX_];
+    char sub[OPT_PATH_LEN];
     json_t *obj = json_object();
     if (!obj) {
         report(c, map, path, "out of memory");
@@ -575,7 +575,7 @@ static json_t *conv_item(conv *c, tf_option_type item_type, const tf_option_def 
 static json_t *conv_list(conv *c, tf_option_type item_type, const tf_option_def *fields,
                          const tf_yaml_node *n, const char *path)
 {
-    char sub[PATH_MAX_];
+    char sub[OPT_PATH_LEN];
     json_t *arr = json_array();
     if (!arr || tf_yaml_is_null(n))
         return arr;
@@ -611,7 +611,7 @@ static json_t *conv_list(conv *c, tf_option_type item_type, const tf_option_def 
 static json_t *conv_map(conv *c, tf_option_type item_type, const tf_option_def *fields,
                         const tf_yaml_node *n, const char *path)
 {
-    char sub[PATH_MAX_];
+    char sub[OPT_PATH_LEN];
     bool records = fields && item_type == TF_OPT_MAP;
     if (fields && !records)
         return conv_record(c, fields, n, path);

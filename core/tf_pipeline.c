@@ -62,8 +62,7 @@ static tf_metric *overruns_metric(void)
 static tf_metric *duration_metric(void)
 {
     return tf_metrics_register(TF_METRIC_HISTOGRAM, "tickflow_pipeline_tick_duration_seconds",
-                               "Wall time of one tick, sources to sinks", pipeline_label, NULL,
-                               0);
+                               "Wall time of one tick, sources to sinks", pipeline_label, NULL, 0);
 }
 
 static void count_tick(tf_pipeline *p, const char *result)
@@ -360,10 +359,11 @@ int tf_pipeline_start(tf_pipeline *p)
     if (pthread_create(&p->thread, NULL, tick_thread, p) != 0)
         return TF_ENOMEM;
     p->thread_started = true;
-    tf_log(TF_LOG_INFO, p->component, "started: every %lld ms, %zu source(s), %zu transform(s), "
+    tf_log(TF_LOG_INFO, p->component,
+           "started: every %lld ms, %zu source(s), %zu transform(s), "
            "%zu sink(s), lease %s",
-           (long long)p->cfg->every_ms, p->cfg->n_sources, p->cfg->n_transforms,
-           p->cfg->n_sinks, p->lease ? "on" : "off");
+           (long long)p->cfg->every_ms, p->cfg->n_sources, p->cfg->n_transforms, p->cfg->n_sinks,
+           p->lease ? "on" : "off");
     return TF_OK;
 }
 

@@ -16,6 +16,9 @@
 #ifndef TF_INSTALL_PLUGIN_DIR
 #define TF_INSTALL_PLUGIN_DIR "/usr/local/lib/tickflow/plugins"
 #endif
+#ifndef TF_PLUGIN_DIR_FROM_BINDIR
+#define TF_PLUGIN_DIR_FROM_BINDIR "../lib/tickflow/plugins"
+#endif
 
 /* The descriptor prefix this host reads: everything up to and including `write`. A plugin
  * built against an older minor with a shorter struct is still fine if it covers this much. */
@@ -124,8 +127,8 @@ static int check_options(const tf_option_def *opts, const char *path, const char
             return TF_EINVAL;
         }
         if (o->item_type != 0 && !valid_option_type(o->item_type)) {
-            tf_diag_add(diag, path, 0, 0, NULL, "%s: option '%s' has unknown item type %d",
-                        where, o->name, (int)o->item_type);
+            tf_diag_add(diag, path, 0, 0, NULL, "%s: option '%s' has unknown item type %d", where,
+                        o->name, (int)o->item_type);
             return TF_EINVAL;
         }
         if (o->fields && check_options(o->fields, path, where, diag, depth + 1) != TF_OK)
@@ -308,6 +311,13 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* <exe dir>/<rel> into dir when that directory exists. */
+static bool beside_exe(char *dir, size_t size, const char *exe_dir, const char *rel)
+{
+    int len = snprintf(dir, size, "%s/%s", exe_dir, rel);
+    return len > 0 && (size_t)len < size && is_dir(dir);
+}
+
 const char *tf_registry_builtin_dir(void)
 {
     static char dir[PATH_MAX];
@@ -318,8 +328,10 @@ const char *tf_registry_builtin_dir(void)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            int len = snprintf(dir, sizeof dir, "%s/../lib/tickflow/plugins", exe);
-            if (len > 0 && (size_t)len < sizeof dir && is_dir(dir))
+            /* The build tree keeps plugins in lib/ whatever CMAKE_INSTALL_LIBDIR says; an
+             * install, relocated or not, keeps them at the configured path from bin/. */
+            if (beside_exe(dir, sizeof dir, exe, "../lib/tickflow/plugins") ||
+                beside_exe(dir, sizeof dir, exe, TF_PLUGIN_DIR_FROM_BINDIR))
                 return dir;
         }
     }

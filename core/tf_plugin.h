@@ -46,6 +46,6 @@ size_t tf_registry_count(const tf_registry *reg);
 const tf_plugin *tf_registry_at(const tf_registry *reg, size_t i); /* sorted by kind, name */
 
 const char *tf_plugin_kind_name(tf_plugin_kind kind); /* "source", "transform", "sink" */
-const char *tf_option_type_name(tf_option_type type);  /* "string", "duration", ... */
+const char *tf_option_type_name(tf_option_type type); /* "string", "duration", ... */
 
 #endif

@@ -32,8 +32,8 @@ redisReply *tf_redis_get_reply(tf_redis *r);
 
 /* EVALSHA with the script's SHA1, loading it with EVAL on NOSCRIPT (e.g. after a restart of
  * Redis). `script` must stay valid while `r` exists. */
-redisReply *tf_redis_eval(tf_redis *r, const char *script, int numkeys, int argc,
-                          const char **argv, const size_t *lens);
+redisReply *tf_redis_eval(tf_redis *r, const char *script, int numkeys, int argc, const char **argv,
+                          const size_t *lens);
 
 bool tf_redis_is_connected(const tf_redis *r);
 /* Forces a reconnect on the next call (e.g. after a protocol surprise). */

@@ -38,7 +38,7 @@ typedef struct runtime {
     size_t n_paths;
     generation *current;
     tf_httpd *httpd;
-    char *httpd_listen;    /* what httpd was started with */
+    char *httpd_listen;   /* what httpd was started with */
     pthread_mutex_t lock; /* guards `current` against the listener's readiness probe */
 } runtime;
 
@@ -149,8 +149,9 @@ static bool readiness(void *arg, char *buf, size_t size)
         const char *state = "running";
         if (l) {
             tf_lease_state s = tf_lease_get_state(l);
-            state = s == TF_LEASE_HELD ? "holder" : s == TF_LEASE_STANDBY ? "standby"
-                                                                          : "redis_unreachable";
+            state = s == TF_LEASE_HELD      ? "holder"
+                    : s == TF_LEASE_STANDBY ? "standby"
+                                            : "redis_unreachable";
             if (s == TF_LEASE_UNREACHABLE)
                 ready = false;
         }
@@ -204,7 +205,8 @@ static void reload(runtime *rt)
     tf_log(TF_LOG_INFO, COMPONENT, "SIGHUP: reloading configuration");
     generation *next = generation_load(rt);
     if (!next) {
-        tf_log(TF_LOG_ERROR, COMPONENT, "configuration reload rejected (errors above); the "
+        tf_log(TF_LOG_ERROR, COMPONENT,
+               "configuration reload rejected (errors above); the "
                "running configuration stays in effect");
         return;
     }
@@ -212,7 +214,8 @@ static void reload(runtime *rt)
     set_current(rt, NULL);
     generation_drop_pipelines(old);
     if (generation_create_pipelines(next) != TF_OK) {
-        tf_log(TF_LOG_ERROR, COMPONENT, "new configuration failed to start; restoring the "
+        tf_log(TF_LOG_ERROR, COMPONENT,
+               "new configuration failed to start; restoring the "
                "previous one");
         generation_destroy(next);
         next = old;
@@ -226,8 +229,7 @@ static void reload(runtime *rt)
     sync_httpd(rt, next->cfg);
     if (generation_start(next) != TF_OK)
         tf_log(TF_LOG_ERROR, COMPONENT, "a pipeline thread could not be started");
-    tf_log(TF_LOG_INFO, COMPONENT, "configuration in effect: %zu pipeline(s)",
-           next->n_pipelines);
+    tf_log(TF_LOG_INFO, COMPONENT, "configuration in effect: %zu pipeline(s)", next->n_pipelines);
 }
 
 static void wait_for_signals(runtime *rt)

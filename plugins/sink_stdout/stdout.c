@@ -16,8 +16,8 @@ typedef struct stdout_sink {
 } stdout_sink;
 
 static const tf_option_def options[] = {
-    {"kinds", TF_OPT_LIST, "[]", 0, "Only print records of these kinds (empty: all)",
-     TF_OPT_STRING, NULL},
+    {"kinds", TF_OPT_LIST, "[]", 0, "Only print records of these kinds (empty: all)", TF_OPT_STRING,
+     NULL},
     {"meta", TF_OPT_BOOL, "false", 0,
      "Add _pipeline, _tick and _fence (the lease's fencing token) to every line", 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},

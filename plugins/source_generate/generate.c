@@ -10,13 +10,13 @@
 #include <tickflow/tickflow.h>
 
 typedef struct generate {
-    const tf_host *host;  /* borrowed, outlives the instance */
-    tf_instance *self;    /* borrowed */
-    const char *kind;     /* borrowed from options */
+    const tf_host *host; /* borrowed, outlives the instance */
+    tf_instance *self;   /* borrowed */
+    const char *kind;    /* borrowed from options */
     int64_t count;
     const json_t *fields; /* borrowed: constant fields copied into every record */
     const char *walk_field;
-    double value;     /* current random-walk value */
+    double value; /* current random-walk value */
     double step_pct;
     int64_t delay_ms; /* simulated slow source */
     uint64_t rng;     /* xorshift64 state; deterministic per seed */
@@ -50,8 +50,8 @@ static int generate_init(const tf_host *host, tf_instance *self, const tf_option
     }
     if (start <= 0 || step < 0 || step >= 50) {
         host->log(self, TF_LOG_ERROR,
-                  "start must be > 0 and step_pct in [0, 50), found start %g, step_pct %g",
-                  start, step);
+                  "start must be > 0 and step_pct in [0, 50), found start %g, step_pct %g", start,
+                  step);
         return TF_EINVAL;
     }
     generate *g = calloc(1, sizeof *g);

@@ -11,3 +11,9 @@ foreach(t cli scheduler lease_replicas)
 endforeach()
 target_compile_definitions(integration_cli PRIVATE
     TF_VERSION_STRING_FOR_TEST="${PROJECT_VERSION}")
+
+# Market sources against the fake exchange (issue "Market-data sources").
+tf_add_test(integration_sources_live SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sources_live.c
+    LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
+add_dependencies(integration_sources_live tickflow tickflow-fake-exchange source_bithumb
+    source_binance_futures source_fx sink_stdout)

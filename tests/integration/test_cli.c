@@ -150,8 +150,9 @@ static void test_plugin_docs_up_to_date(void)
     if (rc != 0) {
         snprintf(cmd, sizeof cmd, "%s/docs.diff", dir);
         char *diff = tft_read_file(cmd, NULL);
-        fprintf(stderr, "\ndocs/plugins is stale: run `build/bin/tickflow plugins docs "
-                        "docs/plugins`\n%s\n",
+        fprintf(stderr,
+                "\ndocs/plugins is stale: run `build/bin/tickflow plugins docs "
+                "docs/plugins`\n%s\n",
                 diff ? diff : "");
         free(diff);
     }

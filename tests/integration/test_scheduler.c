@@ -136,8 +136,8 @@ static void test_sigint_after_tick_in_progress(void)
     CU_ASSERT_FATAL(tft_wait_exit(p.pid, 5000, &status));
     long long took = tft_mono_ms() - t;
     fprintf(stderr, "\nstopped in %lld ms with an 800 ms tick in progress\n", took);
-    CU_ASSERT(took >= 400);        /* it waited for the tick... */
-    CU_ASSERT(took < 800 + 1000);  /* ...and no longer than the tick plus a second */
+    CU_ASSERT(took >= 400);                   /* it waited for the tick... */
+    CU_ASSERT(took < 800 + 1000);             /* ...and no longer than the tick plus a second */
     CU_ASSERT_EQUAL(tfp_record_count(&p), 2); /* the tick in progress was written */
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }

@@ -35,17 +35,18 @@ struct tft_server {
     char last_headers[4096]; /* "name: value\n" lines of the last request */
 };
 
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
     (void)kind;
     char *q = cls;
     size_t n = strlen(q);
-    snprintf(q + n, 1024 - n, "%s%s%s%s", n ? "&" : "", key, value ? "=" : "",
-             value ? value : "");
+    snprintf(q + n, 1024 - n, "%s%s%s%s", n ? "&" : "", key, value ? "=" : "", value ? value : "");
     return MHD_YES;
 }
 
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
 {
     (void)kind;
     char *h = cls;

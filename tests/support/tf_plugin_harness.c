@@ -54,15 +54,15 @@ static char *pipeline_yaml(const char *kind, const char *plugin, const char *wit
     return yaml;
 }
 
-static int load(tfh *h, const char *kind, const char *plugin, const char *with,
-                const char *runtime, tf_diag *diag)
+static int load(tfh *h, const char *kind, const char *plugin, const char *with, const char *runtime,
+                tf_diag *diag)
 {
     h->reg = tf_registry_create();
     h->dir = tft_mkdtemp();
     if (!h->reg || !h->dir)
         return -1;
-    const char *dirs[] = {tft_plugin_dir()};
-    tf_registry_load_default(h->reg, dirs, 1, diag);
+    /* The build's plugin directory is the built-in one for binaries in <build>/tests. */
+    tf_registry_load_dir(h->reg, tft_plugin_dir(), diag);
     char *yaml = pipeline_yaml(kind, plugin, with, runtime);
     char path[1024];
     snprintf(path, sizeof path, "%s/harness.yaml", h->dir);
@@ -115,8 +115,7 @@ fail:
     return NULL;
 }
 
-bool tfh_rejects(const char *kind, const char *plugin, const char *with, char *msg,
-                 size_t msg_size)
+bool tfh_rejects(const char *kind, const char *plugin, const char *with, char *msg, size_t msg_size)
 {
     tfh h = {0};
     tf_diag *diag = tf_diag_create();

@@ -327,9 +327,22 @@ static int redis_spawn(tft_redis *r)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", r->dir,
-                          "--daemonize", "no", "--protected-mode", "yes", NULL};
+    const char *argv[] = {"/usr/bin/redis-server",
+                          "--port",
+                          port,
+                          "--bind",
+                          "127.0.0.1",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--dir",
+                          r->dir,
+                          "--daemonize",
+                          "no",
+                          "--protected-mode",
+                          "yes",
+                          NULL};
     r->pid = tft_spawn(argv, r->log, NULL);
     if (r->pid < 0)
         return -1;

@@ -28,8 +28,9 @@ static void test_accepts_plain_decimals(void)
 
 static void test_rejects_garbage(void)
 {
-    const char *bad[] = {"", " 1", "1 ", "NaN", "nan", "Inf", "-inf", "0x10", "1,399.5",
-                         "135,120,000", "12abc", "1e", ".", "-", "1e999", "--1", "1..2"};
+    const char *bad[] = {"",     " 1",   "1 ",      "NaN",         "nan",   "Inf",
+                         "-inf", "0x10", "1,399.5", "135,120,000", "12abc", "1e",
+                         ".",    "-",    "1e999",   "--1",         "1..2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         double v = 42;
         char err[128] = "";
@@ -55,11 +56,9 @@ static void test_json_values(void)
     CU_ASSERT_EQUAL(v, 1.5);
     CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "n"), 0, &v, err, sizeof err), TF_OK);
     CU_ASSERT_EQUAL(v, 2.0);
-    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "z"), 0, &v, err, sizeof err),
-                    TF_EVALUE);
+    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "z"), 0, &v, err, sizeof err), TF_EVALUE);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "null"));
-    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "b"), 0, &v, err, sizeof err),
-                    TF_EVALUE);
+    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "b"), 0, &v, err, sizeof err), TF_EVALUE);
     CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "missing"), 0, &v, err, sizeof err),
                     TF_EVALUE);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing"));
@@ -78,18 +77,18 @@ static void test_broken_fixture_values(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
     double v;
     char err[128];
-    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "bidPrice"), TF_NUM_POSITIVE, &v, err,
-                                   sizeof err),
-                    TF_EVALUE);
-    CU_ASSERT_EQUAL(tf_json_number(json_object_get(doc, "askPrice"), TF_NUM_POSITIVE, &v, err,
-                                   sizeof err),
-                    TF_EVALUE);
+    CU_ASSERT_EQUAL(
+        tf_json_number(json_object_get(doc, "bidPrice"), TF_NUM_POSITIVE, &v, err, sizeof err),
+        TF_EVALUE);
+    CU_ASSERT_EQUAL(
+        tf_json_number(json_object_get(doc, "askPrice"), TF_NUM_POSITIVE, &v, err, sizeof err),
+        TF_EVALUE);
     json_decref(doc);
     doc = json_load_file(tft_fixture("bad_bithumb_ticker_wrong_types.json"), 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
     json_t *data = json_object_get(doc, "data");
-    CU_ASSERT_EQUAL(tf_json_number(json_object_get(data, "closing_price"), TF_NUM_POSITIVE, &v,
-                                   err, sizeof err),
+    CU_ASSERT_EQUAL(tf_json_number(json_object_get(data, "closing_price"), TF_NUM_POSITIVE, &v, err,
+                                   sizeof err),
                     TF_EVALUE);
     json_decref(doc);
 }

@@ -80,9 +80,8 @@ static void test_json_form(void)
     tf_record_set_bool(r, "stale", false);
     json_t *j = tf_record_to_json(r);
     char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    CU_ASSERT_STRING_EQUAL(text,
-                           "{\"kind\":\"fx\",\"pair\":\"USDKRW\",\"rate\":1402.5,\"ts\":1000,"
-                           "\"stale\":false}");
+    CU_ASSERT_STRING_EQUAL(text, "{\"kind\":\"fx\",\"pair\":\"USDKRW\",\"rate\":1402.5,\"ts\":1000,"
+                                 "\"stale\":false}");
     free(text);
     json_decref(j);
     tf_batch_destroy(b);

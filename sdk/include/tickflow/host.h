@@ -27,7 +27,7 @@ typedef struct tf_record tf_record;     /* one record: a kind and named, typed f
 typedef struct tf_batch tf_batch;       /* the records of one tick, in order */
 typedef struct tf_metric tf_metric;     /* a metric family */
 typedef struct tf_http_response tf_http_response;
-typedef struct tf_redis tf_redis;       /* a Redis connection that reconnects by itself */
+typedef struct tf_redis tf_redis; /* a Redis connection that reconnects by itself */
 
 typedef enum tf_log_level {
     TF_LOG_ERROR = 0,
@@ -54,11 +54,11 @@ typedef enum tf_metric_type {
 
 /* One HTTP GET. Zero fields take the runtime's defaults. */
 typedef struct tf_http_request {
-    uint32_t struct_size;        /* sizeof(tf_http_request) */
-    const char *url;             /* absolute http:// or https:// URL */
-    const char *const *headers;  /* "Name: value" strings, NULL-terminated; may be NULL */
-    int64_t timeout_ms;          /* total time limit; 0 = runtime default */
-    int64_t connect_timeout_ms;  /* 0 = runtime default */
+    uint32_t struct_size;       /* sizeof(tf_http_request) */
+    const char *url;            /* absolute http:// or https:// URL */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
+    int64_t timeout_ms;         /* total time limit; 0 = runtime default */
+    int64_t connect_timeout_ms; /* 0 = runtime default */
 } tf_http_request;
 
 /* Flags for json_number / json_int64. */
@@ -82,8 +82,7 @@ typedef struct tf_host {
     /* Counts one error of class `status` for this instance (tickflow_plugin_errors_total) and
      * logs the message at warn level. Use it for per-item failures inside a tick that
      * otherwise succeeds; a callback's negative return is counted by the host itself. */
-    void (*report_error)(tf_instance *self, tf_status status, const char *fmt, ...)
-        TF_PRINTF(3, 4);
+    void (*report_error)(tf_instance *self, tf_status status, const char *fmt, ...) TF_PRINTF(3, 4);
     /* Instance identity, for messages and labels. */
     const char *(*instance_pipeline)(const tf_instance *self);
     const char *(*instance_name)(const tf_instance *self); /* plugin name */
@@ -135,15 +134,13 @@ typedef struct tf_host {
                                   const char *help, const char *const *label_names,
                                   const double *buckets, size_t n_buckets);
     /* label_values: one per label name given at registration (not counting `pipeline`). */
-    void (*metric_add)(tf_metric *m, tf_instance *self, const char *const *label_values,
-                       double v);
-    void (*metric_set)(tf_metric *m, tf_instance *self, const char *const *label_values,
-                       double v);
+    void (*metric_add)(tf_metric *m, tf_instance *self, const char *const *label_values, double v);
+    void (*metric_set)(tf_metric *m, tf_instance *self, const char *const *label_values, double v);
     void (*metric_observe)(tf_metric *m, tf_instance *self, const char *const *label_values,
                            double v);
 
     /* --- clocks --- */
-    int64_t (*now_ms)(void);      /* wall clock, epoch ms */
+    int64_t (*now_ms)(void);       /* wall clock, epoch ms */
     int64_t (*monotonic_ms)(void); /* monotonic ms, for durations */
 
     /* --- HTTP through the core's shared client: kept-alive connections per host, per-host
@@ -185,8 +182,8 @@ typedef struct tf_host {
     int (*redis_append)(tf_redis *r, int argc, const char **argv, const size_t *lens);
     void *(*redis_get_reply)(tf_redis *r);
     /* EVALSHA, loading the script on NOSCRIPT; `script` must outlive `r`. */
-    void *(*redis_eval)(tf_redis *r, const char *script, int numkeys, int argc,
-                        const char **argv, const size_t *lens);
+    void *(*redis_eval)(tf_redis *r, const char *script, int numkeys, int argc, const char **argv,
+                        const size_t *lens);
     void (*redis_reply_free)(void *reply);
     /* The runtime's key prefix ("tf" unless redis.prefix says otherwise). */
     const char *(*redis_prefix)(tf_instance *self);
@@ -195,8 +192,8 @@ typedef struct tf_host {
 } tf_host;
 
 /* True when the host's table includes `member` (a host older than the plugin may not). */
-#define TF_HOST_HAS(host, member)                                                                 \
-    ((host)->struct_size >= offsetof(tf_host, member) + sizeof((host)->member) &&                 \
+#define TF_HOST_HAS(host, member)                                                                  \
+    ((host)->struct_size >= offsetof(tf_host, member) + sizeof((host)->member) &&                  \
      (host)->member != NULL)
 
 #ifdef __cplusplus

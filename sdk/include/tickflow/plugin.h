@@ -34,22 +34,22 @@ typedef enum tf_plugin_kind {
  * (tickflow_plugin_errors_total{class="..."}), so a plugin returns the most precise one. */
 typedef enum tf_status {
     TF_OK = 0,
-    TF_ERR = -1,          /* unclassified failure */
-    TF_ENOMEM = -2,       /* allocation failed */
-    TF_EINVAL = -3,       /* invalid argument or option */
-    TF_ETIMEOUT = -4,     /* an operation ran past its deadline */
-    TF_ECONNECT = -5,     /* could not connect (DNS, TCP, TLS) */
-    TF_EHTTP = -6,        /* HTTP status that is not success (5xx, 4xx) */
-    TF_EPARSE = -7,       /* body is not the expected JSON layout */
-    TF_EAPI = -8,         /* the remote side answered with its own error object */
-    TF_ERATELIMIT = -9,   /* rate limited (locally or by the remote's 429/418 + Retry-After) */
-    TF_ECIRCUIT = -10,    /* circuit breaker open for that host: no request was made */
-    TF_ETOOLARGE = -11,   /* response larger than the configured cap */
-    TF_EVALUE = -12,      /* a value failed validation (zero, NaN, negative price...) */
-    TF_EREDIS = -13,      /* Redis unreachable or returned an error */
-    TF_EFENCED = -14,     /* write refused: the writer's fencing token is no longer current */
-    TF_ESTOPPED = -15,    /* the runtime is stopping; the operation was abandoned */
-    TF_ENOTFOUND = -16    /* the requested item does not exist */
+    TF_ERR = -1,        /* unclassified failure */
+    TF_ENOMEM = -2,     /* allocation failed */
+    TF_EINVAL = -3,     /* invalid argument or option */
+    TF_ETIMEOUT = -4,   /* an operation ran past its deadline */
+    TF_ECONNECT = -5,   /* could not connect (DNS, TCP, TLS) */
+    TF_EHTTP = -6,      /* HTTP status that is not success (5xx, 4xx) */
+    TF_EPARSE = -7,     /* body is not the expected JSON layout */
+    TF_EAPI = -8,       /* the remote side answered with its own error object */
+    TF_ERATELIMIT = -9, /* rate limited (locally or by the remote's 429/418 + Retry-After) */
+    TF_ECIRCUIT = -10,  /* circuit breaker open for that host: no request was made */
+    TF_ETOOLARGE = -11, /* response larger than the configured cap */
+    TF_EVALUE = -12,    /* a value failed validation (zero, NaN, negative price...) */
+    TF_EREDIS = -13,    /* Redis unreachable or returned an error */
+    TF_EFENCED = -14,   /* write refused: the writer's fencing token is no longer current */
+    TF_ESTOPPED = -15,  /* the runtime is stopping; the operation was abandoned */
+    TF_ENOTFOUND = -16  /* the requested item does not exist */
 } tf_status;
 
 /* Option types. In YAML: string "text"; int 15; double 1.5; bool true/false/on/off;
@@ -91,13 +91,13 @@ struct tf_batch;
 /* Everything the host knows about the tick in progress; valid during the callback only. */
 typedef struct tf_tick {
     uint32_t struct_size;
-    const char *pipeline;    /* pipeline name */
-    uint64_t seq;            /* 1, 2, ... per pipeline run */
-    int64_t scheduled_ms;    /* wall-clock ms (epoch) at which this tick was due */
-    int64_t deadline_ms;     /* monotonic ms by which the tick should be over (next period) */
-    uint64_t fence;          /* fencing token of the lease held for this tick; 0 without lease */
-    const char *fence_key;   /* Redis key holding the current token; NULL without lease */
-    const char *key_prefix;  /* Redis key prefix from the runtime settings ("tf") */
+    const char *pipeline;   /* pipeline name */
+    uint64_t seq;           /* 1, 2, ... per pipeline run */
+    int64_t scheduled_ms;   /* wall-clock ms (epoch) at which this tick was due */
+    int64_t deadline_ms;    /* monotonic ms by which the tick should be over (next period) */
+    uint64_t fence;         /* fencing token of the lease held for this tick; 0 without lease */
+    const char *fence_key;  /* Redis key holding the current token; NULL without lease */
+    const char *key_prefix; /* Redis key prefix from the runtime settings ("tf") */
 } tf_tick;
 
 /*
@@ -136,8 +136,8 @@ typedef struct tf_plugin_descriptor {
     void *reserved[8]; /* for minor versions: new optional callbacks; keep NULL */
 } tf_plugin_descriptor;
 
-#define TF_PLUGIN_HEADER                                                                          \
-    .struct_size = sizeof(tf_plugin_descriptor), .abi_major = TF_ABI_MAJOR,                       \
+#define TF_PLUGIN_HEADER                                                                           \
+    .struct_size = sizeof(tf_plugin_descriptor), .abi_major = TF_ABI_MAJOR,                        \
     .abi_minor = TF_ABI_MINOR
 
 #if defined(__GNUC__)

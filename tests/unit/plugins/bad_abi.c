@@ -21,6 +21,15 @@ static const tf_option_def options[] = {
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 TF_PLUGIN_EXPORT const tf_plugin_descriptor tickflow_plugin = {
-    .struct_size = sizeof(tf_plugin_descriptor), .abi_major = TF_ABI_MAJOR + 1, .abi_minor = 0, .name = "bad_abi", .kind = TF_KIND_SOURCE, .description = "test",
-    .version = "1", .options = options, .init = init, .destroy = destroy, .collect = collect,
+    .struct_size = sizeof(tf_plugin_descriptor),
+    .abi_major = TF_ABI_MAJOR + 1,
+    .abi_minor = 0,
+    .name = "bad_abi",
+    .kind = TF_KIND_SOURCE,
+    .description = "test",
+    .version = "1",
+    .options = options,
+    .init = init,
+    .destroy = destroy,
+    .collect = collect,
 };

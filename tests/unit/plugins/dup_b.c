@@ -21,6 +21,7 @@ static const tf_option_def options[] = {
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 TF_PLUGIN_EXPORT const tf_plugin_descriptor tickflow_plugin = {
-    TF_PLUGIN_HEADER, .name = "dup", .kind = TF_KIND_SOURCE, .description = "test",
-    .version = "1", .options = options, .init = init, .destroy = destroy, .collect = collect,
+    TF_PLUGIN_HEADER,      .name = "dup",      .kind = TF_KIND_SOURCE,
+    .description = "test", .version = "1",     .options = options,
+    .init = init,          .destroy = destroy, .collect = collect,
 };

@@ -21,6 +21,15 @@ static const tf_option_def options[] = {
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 TF_PLUGIN_EXPORT const tf_plugin_descriptor tickflow_plugin = {
-    .struct_size = 16, .abi_major = TF_ABI_MAJOR, .abi_minor = 0, .name = "short", .kind = TF_KIND_SOURCE, .description = "test",
-    .version = "1", .options = options, .init = init, .destroy = destroy, .collect = collect,
+    .struct_size = 16,
+    .abi_major = TF_ABI_MAJOR,
+    .abi_minor = 0,
+    .name = "short",
+    .kind = TF_KIND_SOURCE,
+    .description = "test",
+    .version = "1",
+    .options = options,
+    .init = init,
+    .destroy = destroy,
+    .collect = collect,
 };
