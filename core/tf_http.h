@@ -2,7 +2,9 @@
  * The shared HTTP client (libcurl, OpenSSL build). One tf_http per runtime keeps the per-host
  * state: a token-bucket rate limit, the Retry-After block after a 429/418, and a circuit
  * breaker (closed -> open after N consecutive failures -> half-open probe -> closed), plus a
- * curl share handle so connections, TLS sessions and DNS are reused across ticks. Each plugin
+ * curl share handle for DNS and TLS sessions. Connections are kept alive per client (one easy
+ * handle per plugin instance) across ticks: libcurl's shared connection cache is not safe
+ * across threads (curl issue #4915). Each plugin
  * instance gets a tf_http_client (one reusable easy handle) bound to it.
  */
 #ifndef TF_HTTP_H

@@ -29,6 +29,7 @@ struct tf_instance {
     tf_http *http;                  /* borrowed: the runtime's shared client */
     tf_http_client *client;         /* owned, created on first http_get */
     const tf_redis_settings *redis; /* borrowed: the runtime's settings */
+    tf_interest *interest;          /* borrowed: the pipeline's symbol interest, may be NULL */
     const atomic_bool *stop;        /* borrowed: the pipeline's stop flag */
     pthread_mutex_t err_lock;
     char last_error[256];      /* last message passed to report_error */
@@ -225,6 +226,88 @@ static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_
     return tf_http_get(self->client, req, out);
 }
 
+/* --- pipeline-wide symbol interest --- */
+
+struct tf_interest {
+    pthread_mutex_t lock;
+    json_t *by_stage; /* object: stage component -> array of symbols */
+};
+
+tf_interest *tf_interest_create(void)
+{
+    tf_interest *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->by_stage = json_object();
+    if (!in->by_stage) {
+        free(in);
+        return NULL;
+    }
+    pthread_mutex_init(&in->lock, NULL);
+    return in;
+}
+
+void tf_interest_destroy(tf_interest *in)
+{
+    if (!in)
+        return;
+    json_decref(in->by_stage);
+    pthread_mutex_destroy(&in->lock);
+    free(in);
+}
+
+static void host_interest_set(tf_instance *self, const char *const *symbols, size_t n)
+{
+    if (!self->interest)
+        return;
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++)
+        if (symbols[i] && *symbols[i])
+            json_array_append_new(list, json_string(symbols[i]));
+    pthread_mutex_lock(&self->interest->lock);
+    json_object_set_new(self->interest->by_stage, self->component, list);
+    pthread_mutex_unlock(&self->interest->lock);
+}
+
+static int cmp_json_string(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+static json_t *host_interest_get(tf_instance *self)
+{
+    json_t *seen = json_object(), *out = json_array();
+    if (!seen || !out || !self->interest)
+        goto done;
+    pthread_mutex_lock(&self->interest->lock);
+    const char *stage;
+    json_t *list;
+    json_object_foreach(self->interest->by_stage, stage, list)
+    {
+        size_t i;
+        json_t *sym;
+        json_array_foreach(list, i, sym) json_object_set(seen, json_string_value(sym), sym);
+    }
+    pthread_mutex_unlock(&self->interest->lock);
+    const char *name;
+    json_t *sym;
+    json_object_foreach(seen, name, sym) json_array_append(out, sym);
+    size_t n = json_array_size(out);
+    json_t **items = n ? malloc(n * sizeof *items) : NULL;
+    if (items) {
+        for (size_t i = 0; i < n; i++)
+            items[i] = json_incref(json_array_get(out, i));
+        qsort(items, n, sizeof *items, cmp_json_string);
+        json_array_clear(out);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(out, items[i]);
+        free(items);
+    }
+done:
+    json_decref(seen);
+    return out;
+}
+
 /* --- Redis --- */
 
 static tf_redis *host_redis_open(tf_instance *self)
@@ -346,6 +429,8 @@ static const tf_host host_table = {
     .redis_eval = host_redis_eval,
     .redis_reply_free = host_redis_reply_free,
     .redis_prefix = host_redis_prefix,
+    .interest_set = host_interest_set,
+    .interest_get = host_interest_get,
 };
 
 const tf_host *tf_host_table(void)
@@ -356,7 +441,8 @@ const tf_host *tf_host_table(void)
 /* --- instances --- */
 
 tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
-                                const tf_redis_settings *redis, const atomic_bool *stop)
+                                const tf_redis_settings *redis, tf_interest *interest,
+                                const atomic_bool *stop)
 {
     tf_instance *inst = calloc(1, sizeof *inst);
     if (!inst)
@@ -365,6 +451,7 @@ tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeli
     inst->stage = stage;
     inst->http = http;
     inst->redis = redis;
+    inst->interest = interest;
     inst->stop = stop;
     pthread_mutex_init(&inst->err_lock, NULL);
     inst->pipeline = strdup(pipeline);

@@ -11,15 +11,22 @@
 #include "tf_config.h"
 #include "tf_http.h"
 
+/* The symbols the stages of one pipeline asked its sources to fetch (host->interest_*). */
+typedef struct tf_interest tf_interest;
+tf_interest *tf_interest_create(void);
+void tf_interest_destroy(tf_interest *in);
+
 /* The host table given to every plugin; static, lives for the whole process. */
 const tf_host *tf_host_table(void);
 
-/* Creates the instance and calls the plugin's init. `stage`, `http` and `redis` (the runtime's
- * settings, for plugins that open Redis connections) are borrowed and must outlive the instance;
+/* Creates the instance and calls the plugin's init. `stage`, `http`, `redis` (the runtime's
+ * settings, for plugins that open Redis connections) and `interest` (the pipeline's, may be
+ * NULL) are borrowed and must outlive the instance;
  * `stop` (may be NULL) is the owning pipeline's stop flag. Returns NULL after logging why (init
  * failed, out of memory). */
 tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeline, tf_http *http,
-                                const tf_redis_settings *redis, const atomic_bool *stop);
+                                const tf_redis_settings *redis, tf_interest *interest,
+                                const atomic_bool *stop);
 /* Calls the plugin's destroy and frees everything the instance owns. NULL is fine. */
 void tf_instance_destroy(tf_instance *inst);
 

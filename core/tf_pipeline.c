@@ -37,6 +37,7 @@ struct tf_pipeline {
     atomic_ulong ticks;
     bool was_holder; /* for logging holder/standby transitions once */
     tf_batch *batch;
+    tf_interest *interest; /* owned: symbols stages ask this pipeline's sources to fetch */
 };
 
 /* --- metrics --- */
@@ -82,7 +83,8 @@ static tf_instance **create_stage(const tf_pipeline_config *cfg, const tf_stage_
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        out[i] = tf_instance_create(&stages[i], cfg->name, http, &p->runtime->redis, &p->stop);
+        out[i] = tf_instance_create(&stages[i], cfg->name, http, &p->runtime->redis, p->interest,
+                                    &p->stop);
         if (!out[i]) {
             for (size_t j = 0; j < i; j++)
                 tf_instance_destroy(out[j]);
@@ -132,7 +134,8 @@ tf_pipeline *tf_pipeline_create(const tf_pipeline_config *cfg, const tf_config *
         return NULL;
     }
     p->batch = tf_batch_create();
-    if (!p->batch)
+    p->interest = tf_interest_create();
+    if (!p->batch || !p->interest)
         goto fail;
     p->sources = create_stage(cfg, cfg->sources, cfg->n_sources, p, http);
     if (!p->sources)
@@ -159,6 +162,12 @@ fail:
 }
 
 /* --- running stages in parallel --- */
+
+/* A stage abandoned because the runtime is stopping did not fail. */
+static bool stage_ok(int rc)
+{
+    return rc == TF_OK || rc == TF_ESTOPPED;
+}
 
 typedef struct stage_job {
     tf_instance *inst;
@@ -226,7 +235,7 @@ static int run_sources(tf_pipeline *p, const tf_tick *tick)
     if (runnable)
         run_jobs(jobs, runnable, collect_job);
     for (size_t i = 0; i < runnable; i++) {
-        if (jobs[i].rc != TF_OK)
+        if (!stage_ok(jobs[i].rc))
             failures++;
         if (tf_batch_move(p->batch, jobs[i].batch) != TF_OK)
             failures++;
@@ -240,7 +249,7 @@ static int run_transforms(tf_pipeline *p, const tf_tick *tick)
 {
     int failures = 0;
     for (size_t i = 0; i < p->cfg->n_transforms; i++)
-        if (tf_instance_process(p->transforms[i], tick, p->batch) != TF_OK)
+        if (!stage_ok(tf_instance_process(p->transforms[i], tick, p->batch)))
             failures++;
     return failures;
 }
@@ -256,7 +265,7 @@ static int run_sinks(tf_pipeline *p, const tf_tick *tick)
     run_jobs(jobs, n, write_job);
     int failures = 0;
     for (size_t i = 0; i < n; i++)
-        if (jobs[i].rc != TF_OK)
+        if (!stage_ok(jobs[i].rc))
             failures++;
     free(jobs);
     return failures;
@@ -402,6 +411,7 @@ void tf_pipeline_destroy(tf_pipeline *p)
     }
     free(p->fence_key);
     tf_batch_destroy(p->batch);
+    tf_interest_destroy(p->interest);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p);

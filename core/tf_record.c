@@ -167,9 +167,10 @@ static tf_field *slot_for(tf_record *r, const char *name)
     return f;
 }
 
+/* "kind" is the record's own kind in its JSON form: a field may not shadow it. */
 static bool name_ok(const tf_record *r, const char *name)
 {
-    return r && name && *name;
+    return r && name && *name && strcmp(name, "kind") != 0;
 }
 
 int tf_record_set_string(tf_record *r, const char *name, const char *value)

@@ -1,6 +1,6 @@
 /*
  * Records and batches. A record is a kind plus named, typed fields in insertion order; a batch
- * owns the records of one tick. Plugins reach these through the host table (tf_host.c).
+ * owns the records of one tick. Plugins reach these through the host table (tf_instance.c).
  */
 #ifndef TF_RECORD_H
 #define TF_RECORD_H

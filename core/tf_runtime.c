@@ -70,22 +70,25 @@ static void generation_destroy(generation *g)
     free(g);
 }
 
-/* Creates (without starting) every pipeline of g->cfg, with a fresh HTTP client. */
+
+/* Creates (without starting) every pipeline of g->cfg, with a fresh HTTP client. On failure
+ * nothing is left half-made: the generation holds no pipeline at all. */
 static int generation_create_pipelines(generation *g)
 {
     g->http = tf_http_create(&g->cfg->http);
-    if (!g->http)
-        return TF_ENOMEM;
     g->pipelines = calloc(g->cfg->n_pipelines ? g->cfg->n_pipelines : 1, sizeof *g->pipelines);
-    if (!g->pipelines)
-        return TF_ENOMEM;
+    if (!g->http || !g->pipelines)
+        goto fail;
     for (size_t i = 0; i < g->cfg->n_pipelines; i++) {
         g->pipelines[i] = tf_pipeline_create(&g->cfg->pipelines[i], g->cfg, g->http);
-        g->n_pipelines = i + 1;
         if (!g->pipelines[i])
-            return TF_ERR;
+            goto fail;
+        g->n_pipelines = i + 1;
     }
     return TF_OK;
+fail:
+    generation_drop_pipelines(g);
+    return TF_ERR;
 }
 
 /* Stops and frees the pipelines and HTTP client, keeping the configuration. */
@@ -96,7 +99,7 @@ static void generation_drop_pipelines(generation *g)
             tf_pipeline_request_stop(g->pipelines[i]);
     for (size_t i = 0; i < g->n_pipelines; i++)
         tf_pipeline_destroy(g->pipelines[i]);
-    free(g->pipelines);
+    free(g->pipelines); /* may also hold a half-made list: entries past n_pipelines are NULL */
     g->pipelines = NULL;
     g->n_pipelines = 0;
     tf_http_destroy(g->http);
@@ -221,7 +224,8 @@ static void reload(runtime *rt)
         next = old;
         old = NULL;
         if (generation_create_pipelines(next) != TF_OK)
-            tf_log(TF_LOG_ERROR, COMPONENT, "previous configuration failed to start too");
+            tf_log(TF_LOG_ERROR, COMPONENT, "previous configuration failed to start too: no "
+                   "pipeline runs until the next successful reload");
     }
     generation_destroy(old);
     set_current(rt, next);

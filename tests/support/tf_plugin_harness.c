@@ -24,6 +24,7 @@ struct tfh {
     char *dir;
     uint64_t fence;
     char fence_key[256]; /* "" = none */
+    tf_interest *interest;
 };
 
 /* A one-pipeline configuration with the plugin under test in its place and generate/stdout
@@ -102,7 +103,9 @@ tfh *tfh_open(const char *kind, const char *plugin, const char *with, const char
     h->http = tf_http_create(&h->cfg->http);
     if (!h->http)
         goto fail;
-    h->inst = tf_instance_create(h->stage, "harness", h->http, &h->cfg->redis, &h->stop);
+    h->interest = tf_interest_create();
+    h->inst =
+        tf_instance_create(h->stage, "harness", h->http, &h->cfg->redis, h->interest, &h->stop);
     if (!h->inst) {
         fprintf(stderr, "tfh_open(%s %s): init failed\n", kind, plugin);
         goto fail;
@@ -141,6 +144,7 @@ void tfh_close(tfh *h)
     if (!h)
         return;
     tf_instance_destroy(h->inst);
+    tf_interest_destroy(h->interest);
     tf_http_destroy(h->http);
     tf_config_destroy(h->cfg);
     tf_registry_destroy(h->reg);
@@ -184,6 +188,11 @@ void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key)
 {
     h->fence = fence;
     snprintf(h->fence_key, sizeof h->fence_key, "%s", fence_key ? fence_key : "");
+}
+
+json_t *tfh_interest(tfh *h)
+{
+    return tf_host_table()->interest_get(h->inst);
 }
 
 const tf_host *tfh_host(void)

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "tf_common.h"
 
 typedef struct tfh tfh;
@@ -32,6 +34,9 @@ int tfh_write(tfh *h, const tf_batch *batch);
 /* Later ticks carry this fencing token and fence key (as a leased pipeline's would);
  * fence_key is copied. 0 / NULL: no lease. */
 void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key);
+
+/* The pipeline-wide symbol interest as the harness's sources would see it (new reference). */
+json_t *tfh_interest(tfh *h);
 
 /* The host table and the instance, for plugins' own assertions. */
 const tf_host *tfh_host(void);

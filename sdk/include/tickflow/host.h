@@ -80,8 +80,9 @@ typedef struct tf_host {
     void (*log)(tf_instance *self, tf_log_level level, const char *fmt, ...) TF_PRINTF(3, 4);
     void (*vlog)(tf_instance *self, tf_log_level level, const char *fmt, va_list ap);
     /* Counts one error of class `status` for this instance (tickflow_plugin_errors_total) and
-     * logs the message at warn level. Use it for per-item failures inside a tick that
-     * otherwise succeeds; a callback's negative return is counted by the host itself. */
+     * logs the message at warn level; the same message repeated tick after tick is logged at
+     * debug and summarised at warn once a minute. A callback that returns a negative status
+     * without having called report_error is counted (and logged) by the host itself. */
     void (*report_error)(tf_instance *self, tf_status status, const char *fmt, ...) TF_PRINTF(3, 4);
     /* Instance identity, for messages and labels. */
     const char *(*instance_pipeline)(const tf_instance *self);
@@ -103,7 +104,8 @@ typedef struct tf_host {
     /* A new record of `kind`, appended to `batch`, which owns it. NULL on allocation failure. */
     tf_record *(*record_new)(tf_batch *batch, const char *kind);
     /* Setters copy their arguments and replace a field of the same name. They return TF_OK,
-     * TF_EINVAL for a NULL/empty name, TF_EVALUE for a non-finite double, TF_ENOMEM. */
+     * TF_EINVAL for a NULL/empty name or the reserved name "kind", TF_EVALUE for a non-finite
+     * double, TF_ENOMEM. */
     int (*record_set_string)(tf_record *r, const char *name, const char *value);
     int (*record_set_int)(tf_record *r, const char *name, int64_t value);
     int (*record_set_double)(tf_record *r, const char *name, double value);
@@ -148,7 +150,8 @@ typedef struct tf_host {
      * when a response arrived (any status; check http_status) and sets *out, which the caller
      * frees with http_free. Otherwise a negative status and *out = NULL: TF_ETIMEOUT,
      * TF_ECONNECT, TF_ETOOLARGE, TF_ERATELIMIT (Retry-After in force or no rate token before
-     * the deadline: no request was made), TF_ECIRCUIT, TF_ESTOPPED. --- */
+     * the deadline: no request was made), TF_ECIRCUIT, TF_ESTOPPED, TF_EHTTP (too many
+     * redirects), TF_EINVAL (bad URL or header, struct_size not set), TF_ENOMEM. --- */
     int (*http_get)(tf_instance *self, const tf_http_request *req, tf_http_response **out);
     long (*http_status)(const tf_http_response *r);
     const char *(*http_body)(const tf_http_response *r, size_t *len); /* NUL-terminated */
@@ -187,6 +190,16 @@ typedef struct tf_host {
     void (*redis_reply_free)(void *reply);
     /* The runtime's key prefix ("tf" unless redis.prefix says otherwise). */
     const char *(*redis_prefix)(tf_instance *self);
+
+    /* --- pipeline-wide symbol interest: one stage asks the sources of its pipeline to also
+     * fetch some symbols (the positions transform: symbols with an open position, even when
+     * they are not in a source's `symbols` list). A source unions interest_get() with its own
+     * list on each tick. --- */
+    /* Replaces this instance's contribution (n = 0 clears it). Copies the strings. */
+    void (*interest_set)(tf_instance *self, const char *const *symbols, size_t n);
+    /* Every stage's contributions in this pipeline, deduplicated and sorted; a new JSON array
+     * of strings (caller decrefs; never NULL unless out of memory). */
+    json_t *(*interest_get)(tf_instance *self);
 
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;
