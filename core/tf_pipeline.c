@@ -330,33 +330,59 @@ static bool lease_allows(tf_pipeline *p, uint64_t *fence)
     return holder;
 }
 
+/* How often a standby replica re-checks the lease: often enough that a pipeline with a long
+ * period (FX every 10 min) is taken over within about ttl, not within a whole period. */
+static int64_t standby_poll_ms(const tf_pipeline *p)
+{
+    int64_t poll = p->cfg->lease_ttl_ms / 4;
+    if (poll < 50)
+        poll = 50;
+    return poll < p->cfg->every_ms ? poll : p->cfg->every_ms;
+}
+
+/* Skips the deadlines a tick overran (never queued), counting them. */
+static int64_t skip_overrun(tf_pipeline *p, int64_t due)
+{
+    const int64_t period = p->cfg->every_ms;
+    int64_t now = tf_mono_ms();
+    if (now <= due)
+        return due;
+    int64_t missed = (now - due) / period + 1;
+    tf_metric *m = overruns_metric();
+    const char *values[] = {p->cfg->name};
+    if (m)
+        tf_metric_add(m, values, (double)missed);
+    tf_log(TF_LOG_WARN, p->component, "tick overran its %lld ms period: skipped %lld tick(s)",
+           (long long)period, (long long)missed);
+    return due + missed * period;
+}
+
+/* Holder: tick n is due at anchor + n * period. Standby: the lease is re-checked every
+ * standby_poll_ms; once acquired, the first tick runs at once and anchors a new schedule. */
 static void *tick_thread(void *arg)
 {
     tf_pipeline *p = arg;
     const int64_t period = p->cfg->every_ms;
-    const int64_t start_mono = tf_mono_ms();
-    const int64_t start_wall = tf_now_ms();
-    int64_t due = start_mono;
+    int64_t anchor_mono = tf_mono_ms();
+    int64_t anchor_wall = tf_now_ms();
+    int64_t due = anchor_mono;
+    bool running = false; /* the previous due tick ran (holder or no lease) */
     uint64_t seq = 0;
     while (!wait_until(p, due)) {
         uint64_t fence;
-        if (lease_allows(p, &fence))
-            run_tick(p, ++seq, start_wall + (due - start_mono), due + period, fence);
-        else
+        if (!lease_allows(p, &fence)) {
             count_tick(p, "standby");
-        due += period;
-        int64_t now = tf_mono_ms();
-        if (now > due) {
-            int64_t missed = (now - due) / period + 1;
-            due += missed * period;
-            tf_metric *m = overruns_metric();
-            const char *values[] = {p->cfg->name};
-            if (m)
-                tf_metric_add(m, values, (double)missed);
-            tf_log(TF_LOG_WARN, p->component,
-                   "tick overran its %lld ms period: skipped %lld tick(s)", (long long)period,
-                   (long long)missed);
+            running = false;
+            due = tf_mono_ms() + standby_poll_ms(p);
+            continue;
         }
+        if (!running) {
+            anchor_mono = due;
+            anchor_wall = tf_now_ms() - (tf_mono_ms() - due);
+            running = true;
+        }
+        run_tick(p, ++seq, anchor_wall + (due - anchor_mono), due + period, fence);
+        due = skip_overrun(p, due + period);
     }
     return NULL;
 }

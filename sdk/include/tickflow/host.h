@@ -201,6 +201,26 @@ typedef struct tf_host {
      * of strings (caller decrefs; never NULL unless out of memory). */
     json_t *(*interest_get)(tf_instance *self);
 
+    /* --- the positions store (docs/positions.md), shared by the CLI and API plugins. `r` is a
+     * connection from redis_open; keys use the runtime prefix. --- */
+    /* Opens a position from {symbol, direction, size, krw_exchange?, global_exchange?,
+     * krw_price?, global_price?, usdkrw?}; without prices the current premium in Redis gives the
+     * executable entry prices. TF_OK and *out = the stored position (new reference), or a
+     * negative status with the reason in err: TF_EINVAL (bad request, err names the field),
+     * TF_ENOTFOUND / TF_EVALUE (no fresh premium to price it), TF_EREDIS. */
+    int (*position_open)(tf_instance *self, tf_redis *r, const json_t *request, json_t **out,
+                         char *err, size_t err_size);
+    /* Closes an open position at the current executable exit prices (or those in `request`,
+     * which may be NULL): TF_OK and the closed position, TF_ENOTFOUND (unknown id), TF_EINVAL
+     * (already closed), TF_EVALUE (no fresh premium), TF_EREDIS. */
+    int (*position_close)(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
+                          json_t **out, char *err, size_t err_size);
+    /* One position (with its cached live PnL under "live" when present): TF_OK or
+     * TF_ENOTFOUND / TF_EREDIS. */
+    int (*position_get)(tf_instance *self, tf_redis *r, const char *id, json_t **out);
+    /* Array of positions (open ones; every one with `all`), each as position_get returns. */
+    int (*position_list)(tf_instance *self, tf_redis *r, bool all, json_t **out);
+
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;
 
