@@ -131,7 +131,12 @@ static void md_options(FILE *out, const tf_option_def *opts, const char *prefix)
         fputs(" |\n", out);
         if (o->fields) {
             char sub[128];
-            snprintf(sub, sizeof sub, "%s%s[].", prefix, o->name);
+            /* A list of maps reads `providers[].name`; a map of records `hosts.<key>.rate`;
+             * a plain map `fields.last`. */
+            const char *shape = o->type == TF_OPT_LIST                                  ? "[]."
+                                : (o->type == TF_OPT_MAP && o->item_type == TF_OPT_MAP) ? ".<key>."
+                                                                                        : ".";
+            snprintf(sub, sizeof sub, "%s%s%s", prefix, o->name, shape);
             md_options(out, o->fields, sub);
         }
     }

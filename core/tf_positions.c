@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,14 @@
 
 #include "tf_config.h"
 
-#define POS_KEY_MAX    512
-#define POS_NUM_MAX    32 /* "%.17g" of a double, or a decimal int64, with NUL */
-#define POS_FIELDS_MAX 24 /* field/value pairs one HSET writes */
-#define POS_MSG_MAX    512
-#define POS_SCAN_COUNT "1000"
+#define POS_KEY_MAX     512
+#define POS_NUM_MAX     32 /* "%.17g" of a double, or a decimal int64, with NUL */
+#define POS_FIELDS_MAX  24 /* field/value pairs one HSET writes */
+#define POS_MSG_MAX     512
+#define POS_SCAN_COUNT  "1000"
 #define POS_CONFIGS_MAX 16
-#define EXIT_RUNTIME   1
-#define EXIT_USAGE     2
+#define EXIT_RUNTIME    1
+#define EXIT_USAGE      2
 
 /*
  * KEYS[1] the position hash, KEYS[2] the open set; ARGV[1] the id, ARGV[2..] the closing
@@ -208,8 +209,9 @@ static int check_symbol(const char *label, const char *s, char *out, char *err, 
     for (size_t i = 0; ok && i < len; i++)
         ok = isalnum((unsigned char)s[i]) != 0;
     if (!ok) {
-        snprintf(err, err_size, "%s: expected a coin code of 1 to %d letters or digits such as BTC, "
-                                "found '%s'",
+        snprintf(err, err_size,
+                 "%s: expected a coin code of 1 to %d letters or digits such as BTC, "
+                 "found '%s'",
                  label, TF_POSITION_SYMBOL_MAX - 1, s ? s : "");
         return TF_EINVAL;
     }
@@ -372,8 +374,8 @@ static void hash_closing(hash_reader *hr, tf_position *p)
 }
 
 /* A position from its HGETALL reply. TF_OK, TF_ENOTFOUND (empty: no such key), TF_EVALUE. */
-static int position_from_hash(const redisReply *h, const char *key, const char *id,
-                              tf_position *p, char *err, size_t err_size)
+static int position_from_hash(const redisReply *h, const char *key, const char *id, tf_position *p,
+                              char *err, size_t err_size)
 {
     if (!h || h->type != REDIS_REPLY_ARRAY) {
         snprintf(err, err_size, "%s: expected a hash, found %s", key,
@@ -440,8 +442,7 @@ static int validate_new(tf_position *p, char *err, size_t err_size)
         return TF_EINVAL;
     }
     if (!positive(p->size)) {
-        snprintf(err, err_size, "size: expected a number of base units > 0, found %.17g",
-                 p->size);
+        snprintf(err, err_size, "size: expected a number of base units > 0, found %.17g", p->size);
         return TF_EINVAL;
     }
     return check_fill("entry", &p->entry, err, err_size);
@@ -503,8 +504,9 @@ int tf_position_open(tf_redis *r, const char *prefix, tf_position *p, char *err,
     p->entry_premium_pct =
         tf_premium_pct(p->entry.krw_price, p->entry.global_price, p->entry.usdkrw);
     if (!isfinite(p->entry_premium_pct)) {
-        snprintf(err, err_size, "entry: expected prices giving a finite premium, found krw %.17g, "
-                                "global %.17g, usdkrw %.17g",
+        snprintf(err, err_size,
+                 "entry: expected prices giving a finite premium, found krw %.17g, "
+                 "global %.17g, usdkrw %.17g",
                  p->entry.krw_price, p->entry.global_price, p->entry.usdkrw);
         return TF_EINVAL;
     }
@@ -611,8 +613,9 @@ static int run_close(tf_redis *r, const char *prefix, const tf_position *p, char
         snprintf(err, err_size, "no position %s (key %s does not exist)", p->id, key);
         rc = TF_ENOTFOUND;
     } else if (reply->integer == 0) {
-        snprintf(err, err_size, "position %s: expected an open position, found it already "
-                                "closed (closed meanwhile by another client)",
+        snprintf(err, err_size,
+                 "position %s: expected an open position, found it already "
+                 "closed (closed meanwhile by another client)",
                  p->id);
         rc = TF_EINVAL;
     }
@@ -631,14 +634,15 @@ int tf_position_close(tf_redis *r, const char *prefix, const char *id, const tf_
     if (!out->open) {
         char when[64];
         format_ms(when, sizeof when, out->closed_at);
-        snprintf(err, err_size, "position %s: expected an open position, found it closed at %s",
-                 id, when);
+        snprintf(err, err_size, "position %s: expected an open position, found it closed at %s", id,
+                 when);
         return TF_EINVAL;
     }
     tf_pnl pnl;
     if (tf_position_pnl(out, exit, &pnl) != TF_OK) {
-        snprintf(err, err_size, "position %s: expected a finite PnL, found none for exit krw "
-                                "%.17g, global %.17g, usdkrw %.17g",
+        snprintf(err, err_size,
+                 "position %s: expected a finite PnL, found none for exit krw "
+                 "%.17g, global %.17g, usdkrw %.17g",
                  id, exit->krw_price, exit->global_price, exit->usdkrw);
         return TF_EVALUE;
     }
@@ -796,7 +800,7 @@ static int load_hashes(tf_redis *r, const char *prefix, bool all, const id_list 
             int prc = position_from_hash(reply, key, ids->ids[i], &out[*n], msg, sizeof msg);
             if (prc == TF_OK && (all || out[*n].open))
                 (*n)++;
-            else if (prc == TF_EVALUE && warnings)
+            else if (prc != TF_OK && warnings)
                 tf_diag_add(warnings, NULL, 0, 0, NULL, "%s (skipped)", msg);
         }
         if (reply)
@@ -812,8 +816,8 @@ int tf_position_list(tf_redis *r, const char *prefix, bool all, tf_position **ou
     tf_position *ps = NULL;
     *out = NULL;
     *n = 0;
-    int rc = all ? all_ids(r, prefix, &ids, err, err_size)
-                 : open_ids(r, prefix, &ids, err, err_size);
+    int rc =
+        all ? all_ids(r, prefix, &ids, err, err_size) : open_ids(r, prefix, &ids, err, err_size);
     if (rc != TF_OK || ids.n == 0)
         goto out;
     ps = calloc(ids.n, sizeof *ps);
@@ -880,7 +884,8 @@ static int book_number(const json_t *root, const char *key, const char *field, d
         snprintf(err, err_size,
                  "%s: %s: expected a number > 0, found %s (the premium needs bid and ask on both "
                  "sides: the sources must publish their order books)",
-                 key, field, v ? (json_is_number(v) ? "a number <= 0" : "another type") : "nothing");
+                 key, field,
+                 v ? (json_is_number(v) ? "a number <= 0" : "another type") : "nothing");
         return TF_EVALUE;
     }
     *out = d;
@@ -957,22 +962,21 @@ out:
 
 json_t *tf_position_to_json(const tf_position *p)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:s}", "id",
-                          p->id, "symbol", p->symbol, "krw_exchange", p->krw_exchange,
-                          "global_exchange", p->global_exchange, "direction",
-                          tf_direction_name(p->direction), "size", p->size, "entry_premium_pct",
-                          p->entry_premium_pct, "entry_krw_price", p->entry.krw_price,
-                          "entry_global_price", p->entry.global_price, "entry_usdkrw",
-                          p->entry.usdkrw, "opened_at", (json_int_t)p->opened_at, "status",
-                          p->open ? "open" : "closed");
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:s}", "id", p->id,
+                  "symbol", p->symbol, "krw_exchange", p->krw_exchange, "global_exchange",
+                  p->global_exchange, "direction", tf_direction_name(p->direction), "size", p->size,
+                  "entry_premium_pct", p->entry_premium_pct, "entry_krw_price", p->entry.krw_price,
+                  "entry_global_price", p->entry.global_price, "entry_usdkrw", p->entry.usdkrw,
+                  "opened_at", (json_int_t)p->opened_at, "status", p->open ? "open" : "closed");
     if (!o || p->open)
         return o;
-    json_t *c = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "closed_at",
-                          (json_int_t)p->closed_at, "exit_premium_pct", p->exit_premium_pct,
-                          "exit_krw_price", p->exit.krw_price, "exit_global_price",
-                          p->exit.global_price, "exit_usdkrw", p->exit.usdkrw, "realized_pnl_krw",
-                          p->realized_pnl_krw, "realized_pnl_pct_points",
-                          p->realized_pnl_pct_points);
+    json_t *c =
+        json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "closed_at", (json_int_t)p->closed_at,
+                  "exit_premium_pct", p->exit_premium_pct, "exit_krw_price", p->exit.krw_price,
+                  "exit_global_price", p->exit.global_price, "exit_usdkrw", p->exit.usdkrw,
+                  "realized_pnl_krw", p->realized_pnl_krw, "realized_pnl_pct_points",
+                  p->realized_pnl_pct_points);
     if (!c || json_object_update(o, c) != 0) {
         json_decref(c);
         json_decref(o);
@@ -1183,8 +1187,7 @@ static int parse_cli(pos_cli *c, int argc, const char *const *argv)
     else if (strcmp(sub, "list") == 0)
         c->cmd = CMD_LIST;
     else
-        return usage_error("positions: expected a subcommand open, close or list, found '%s'",
-                           sub);
+        return usage_error("positions: expected a subcommand open, close or list, found '%s'", sub);
     return parse_args(c, argc, argv);
 }
 
@@ -1225,9 +1228,8 @@ static int cli_fill(const pos_cli *c, tf_fill *f, bool *given)
                            "together, found no %s",
                            c->cmd_name, missing);
     }
-    if (cli_number(c, OPT_KRW_PRICE, &f->krw_price) || cli_number(c, OPT_GLOBAL_PRICE,
-                                                                  &f->global_price) ||
-        cli_number(c, OPT_USDKRW, &f->usdkrw))
+    if (cli_number(c, OPT_KRW_PRICE, &f->krw_price) ||
+        cli_number(c, OPT_GLOBAL_PRICE, &f->global_price) || cli_number(c, OPT_USDKRW, &f->usdkrw))
         return EXIT_USAGE;
     return 0;
 }
@@ -1277,13 +1279,50 @@ static int store_failed(const pos_run *run, int rc, const char *err)
     return EXIT_RUNTIME;
 }
 
+/* The precision (15..17 digits) that prints every real in `j` so it reads back exactly:
+ * jansson's default of 17 turns 95012.3 into 95012.300000000003. */
+static int json_precision(const json_t *j)
+{
+    int best = 15;
+    if (json_is_real(j)) {
+        char buf[POS_NUM_MAX];
+        double v = json_real_value(j);
+        while (best < 17) {
+            snprintf(buf, sizeof buf, "%.*g", best, v);
+            if (strtod(buf, NULL) == v)
+                break;
+            best++;
+        }
+        return best;
+    }
+    const char *key;
+    size_t i;
+    const json_t *v;
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, key, v)
+        {
+            int p = json_precision(v);
+            best = p > best ? p : best;
+        }
+    }
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v)
+        {
+            int p = json_precision(v);
+            best = p > best ? p : best;
+        }
+    }
+    return best;
+}
+
 static void print_json(json_t *j)
 {
     if (!j) {
         fprintf(stderr, "error: out of memory\n");
         return;
     }
-    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_dumpf(j, stdout,
+               JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(json_precision(j)));
     fputc('\n', stdout);
     json_decref(j);
 }
@@ -1314,8 +1353,7 @@ static int open_args(const pos_cli *c, tf_position *p, tf_fill *f, bool *given)
         return rc;
     char err[POS_MSG_MAX];
     const char *krw = c->value[OPT_KRW_EXCHANGE] ? c->value[OPT_KRW_EXCHANGE] : "bithumb";
-    const char *global =
-        c->value[OPT_GLOBAL_EXCHANGE] ? c->value[OPT_GLOBAL_EXCHANGE] : "binance";
+    const char *global = c->value[OPT_GLOBAL_EXCHANGE] ? c->value[OPT_GLOBAL_EXCHANGE] : "binance";
     if (check_symbol("--symbol", c->value[OPT_SYMBOL], p->symbol, err, sizeof err) ||
         check_exchange("--krw-exchange", krw, p->krw_exchange, err, sizeof err) ||
         check_exchange("--global-exchange", global, p->global_exchange, err, sizeof err))
@@ -1388,8 +1426,7 @@ static int cmd_close(const pos_cli *c, const tf_registry *reg, pos_run *run)
            "(premium %.4f%%, entry %.4f%%): realized %+.4f pp, %+.0f KRW\n",
            p.id, tf_direction_name(p.direction), p.size, p.symbol, p.krw_exchange,
            p.global_exchange, p.exit.krw_price, p.exit.global_price, p.exit.usdkrw,
-           p.exit_premium_pct, p.entry_premium_pct, p.realized_pnl_pct_points,
-           p.realized_pnl_krw);
+           p.exit_premium_pct, p.entry_premium_pct, p.realized_pnl_pct_points, p.realized_pnl_krw);
     return 0;
 }
 

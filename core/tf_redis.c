@@ -6,8 +6,11 @@
  */
 #include "tf_redis.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -380,6 +383,31 @@ redisReply *tf_redis_get_reply(tf_redis *r)
         reply = NULL;
     }
     return checked_reply(r, reply);
+}
+
+int tf_redis_read_reply(tf_redis *r, int64_t timeout_ms, redisReply **out)
+{
+    *out = NULL;
+    if (!r->ctx)
+        return TF_EREDIS;
+    void *reply = NULL;
+    /* A reply may already sit in hiredis's buffer, read along with the previous one. */
+    bool failed = redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK;
+    if (!failed && !reply) {
+        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
+        if (ready == 0 || (ready < 0 && errno == EINTR))
+            return TF_ETIMEOUT;
+        /* Readable (data, end of stream or an error): the read returns at once, or within the
+         * command timeout when only part of a reply has arrived. */
+        failed = ready < 0 || redisGetReply(r->ctx, &reply) != REDIS_OK;
+    }
+    if (failed && reply) {
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    *out = checked_reply(r, reply);
+    return *out ? TF_OK : TF_EREDIS;
 }
 
 static int sha1_hex(const char *script, char out[TF_REDIS_SHA_HEX])

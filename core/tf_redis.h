@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tf_config.h"
 
@@ -29,6 +30,11 @@ redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, cons
  * TF_EREDIS (not connected and could not connect). get_reply returns NULL on failure. */
 int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t *lens);
 redisReply *tf_redis_get_reply(tf_redis *r);
+/* For a connection that receives replies nobody asked for (SUBSCRIBE): waits up to timeout_ms
+ * for the next one. TF_OK and *out set (caller frees); TF_ETIMEOUT when none arrived, the
+ * connection staying up (unlike the command timeout, silence is normal here); TF_EREDIS when
+ * not connected or the connection failed (it is dropped; the next command reconnects). */
+int tf_redis_read_reply(tf_redis *r, int64_t timeout_ms, redisReply **out);
 
 /* EVALSHA with the script's SHA1, loading it with EVAL on NOSCRIPT (e.g. after a restart of
  * Redis). `script` must stay valid while `r` exists. */

@@ -17,3 +17,8 @@ tf_add_test(integration_sources_live SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sour
     LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
 add_dependencies(integration_sources_live tickflow tickflow-fake-exchange source_bithumb
     source_binance_futures source_fx sink_stdout)
+
+# Fenced writes across replicas (issue "Premium calculation, the Redis cache sink...").
+tf_add_test(integration_fencing SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_fencing.c
+    LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
+add_dependencies(integration_fencing tickflow source_generate sink_redis)
