@@ -13,6 +13,7 @@
 #include "tf_json.h"
 #include "tf_log.h"
 #include "tf_metrics.h"
+#include "tf_positions.h"
 #include "tf_options.h"
 #include "tf_record.h"
 #include "tf_redis.h"
@@ -329,6 +330,14 @@ static void *host_redis_get_reply(tf_redis *r)
     return tf_redis_get_reply(r);
 }
 
+static int host_redis_read_reply(tf_redis *r, int64_t timeout_ms, void **reply)
+{
+    redisReply *got = NULL;
+    int rc = tf_redis_read_reply(r, timeout_ms, &got);
+    *reply = got;
+    return rc;
+}
+
 static void *host_redis_eval(tf_redis *r, const char *script, int numkeys, int argc,
                              const char **argv, const size_t *lens)
 {
@@ -429,8 +438,13 @@ static const tf_host host_table = {
     .redis_eval = host_redis_eval,
     .redis_reply_free = host_redis_reply_free,
     .redis_prefix = host_redis_prefix,
+    .redis_read_reply = host_redis_read_reply,
     .interest_set = host_interest_set,
     .interest_get = host_interest_get,
+    .position_open = tf_positions_host_open,
+    .position_close = tf_positions_host_close,
+    .position_get = tf_positions_host_get,
+    .position_list = tf_positions_host_list,
 };
 
 const tf_host *tf_host_table(void)

@@ -11,6 +11,7 @@
 #include "tf_log.h"
 #include "tf_metrics.h"
 #include "tf_plugin.h"
+#include "tf_positions.h"
 #include "tf_runtime.h"
 
 #define EXIT_USAGE 2
@@ -39,6 +40,8 @@ static void usage(FILE *out)
             "  plugins describe NAME [--json]\n"
             "                            show a plugin's options\n"
             "  plugins docs DIR          write Markdown pages for every plugin into DIR\n"
+            "  positions open|close|list -c CONFIG ...\n"
+            "                            arbitrage positions and their PnL (positions --help)\n"
             "\n"
             "options:\n"
             "  --plugin-dir DIR          also load plugins from DIR (searched first; repeatable)\n"
@@ -213,6 +216,22 @@ static int cmd_plugins(const cli *c, const tf_registry *reg, int load_failures)
     return EXIT_USAGE;
 }
 
+/* Index of a `positions` command word, 0 if none. It takes its own options (-c, --symbol...),
+ * so only the global options before it go through parse_cli. */
+static int positions_index(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--plugin-dir") == 0) {
+            i++;
+            continue;
+        }
+        if (argv[i][0] == '-')
+            continue;
+        return strcmp(argv[i], "positions") == 0 ? i : 0;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* Before any thread exists, so every thread inherits the blocked set. */
@@ -220,8 +239,16 @@ int main(int argc, char **argv)
     cli c = {0};
     int rc = EXIT_USAGE;
     tf_registry *reg = NULL;
-    if (parse_cli(argc, argv, &c) != 0)
+    int positions = positions_index(argc, argv);
+    if (parse_cli(positions ? positions : argc, argv, &c) != 0)
         goto out;
+    if (positions && !c.help && !c.version) {
+        int load_failures = 0;
+        reg = load_plugins(&c, &load_failures);
+        rc = reg ? tf_positions_cli(reg, argc - positions, (const char *const *)(argv + positions))
+                 : 1;
+        goto out;
+    }
     if (c.help) {
         usage(stdout);
         rc = 0;

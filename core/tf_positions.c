@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "tf_config.h"
+#include "tf_instance.h"
+#include "tf_log.h"
 
 #define POS_KEY_MAX     512
 #define POS_NUM_MAX     32 /* "%.17g" of a double, or a decimal int64, with NUL */
@@ -986,6 +988,322 @@ json_t *tf_position_to_json(const tf_position *p)
     return o;
 }
 
+/* ---- JSON requests (the HTTP API through the host table) ---- */
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Every key of `request` is one of `allowed` (a misspelt "krw_prics" must not be ignored). */
+static int check_keys(const json_t *request, const char *const *allowed, char *err, size_t err_size)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)request, key, v)
+    {
+        bool known = false;
+        for (size_t i = 0; allowed[i] && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (known)
+            continue;
+        size_t used = (size_t)snprintf(err, err_size, "%s: expected one of", key);
+        for (size_t i = 0; allowed[i] && used < err_size; i++)
+            used +=
+                (size_t)snprintf(err + used, err_size - used, "%s %s", i ? "," : "", allowed[i]);
+        if (used < err_size)
+            snprintf(err + used, err_size - used, ", found an unknown field");
+        return TF_EINVAL;
+    }
+    return TF_OK;
+}
+
+/* A string field; `fallback` when absent (NULL: required). */
+static int json_text(const json_t *request, const char *field, const char *fallback,
+                     const char **out, char *err, size_t err_size)
+{
+    const json_t *v = json_object_get(request, field);
+    if (!v && fallback) {
+        *out = fallback;
+        return TF_OK;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, err_size, "%s: expected a string, found %s", field,
+                 v ? json_type_name(v) : "nothing");
+        return TF_EINVAL;
+    }
+    *out = json_string_value(v);
+    return TF_OK;
+}
+
+/* A number > 0. *given tells whether the field was there. */
+static int json_positive(const json_t *request, const char *field, double *out, bool *given,
+                         char *err, size_t err_size)
+{
+    const json_t *v = json_object_get(request, field);
+    *given = v != NULL;
+    if (!v)
+        return TF_OK;
+    double d = json_is_number(v) ? json_number_value(v) : 0;
+    if (!positive(d)) {
+        if (json_is_number(v))
+            snprintf(err, err_size, "%s: expected a number > 0, found %.17g", field, d);
+        else
+            snprintf(err, err_size, "%s: expected a number > 0, found %s", field,
+                     json_type_name(v));
+        return TF_EINVAL;
+    }
+    *out = d;
+    return TF_OK;
+}
+
+/* krw_price, global_price and usdkrw: all three (*given) or none. */
+static int json_fill(const json_t *request, tf_fill *f, bool *given, char *err, size_t err_size)
+{
+    const char *names[] = {"krw_price", "global_price", "usdkrw"};
+    double *slots[] = {&f->krw_price, &f->global_price, &f->usdkrw};
+    size_t n = 0;
+    const char *missing = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        bool here = false;
+        int rc = json_positive(request, names[i], slots[i], &here, err, err_size);
+        if (rc != TF_OK)
+            return rc;
+        n += here;
+        if (!here && !missing)
+            missing = names[i];
+    }
+    *given = n == 3;
+    if (n == 0 || n == 3)
+        return TF_OK;
+    snprintf(err, err_size,
+             "%s: expected krw_price, global_price and usdkrw together (or none), found no %s",
+             missing, missing);
+    return TF_EINVAL;
+}
+
+/* The executable book of p's pair; a missing premium is "no fresh data" here (TF_EVALUE), not
+ * a missing position. */
+static int json_book(tf_redis *r, const char *prefix, const tf_position *p, tf_book *b, char *err,
+                     size_t err_size)
+{
+    int rc = tf_position_book(r, prefix, p->krw_exchange, p->global_exchange, p->symbol, b, err,
+                              err_size);
+    return rc == TF_ENOTFOUND ? TF_EVALUE : rc;
+}
+
+static int open_request(const json_t *request, tf_position *p, tf_fill *f, bool *given, char *err,
+                        size_t err_size)
+{
+    static const char *const allowed[] = {"symbol",       "direction",       "size",
+                                          "krw_exchange", "global_exchange", "krw_price",
+                                          "global_price", "usdkrw",          NULL};
+    if (!json_is_object(request)) {
+        snprintf(err, err_size, "body: expected a JSON object, found %s",
+                 request ? json_type_name(request) : "nothing");
+        return TF_EINVAL;
+    }
+    const char *symbol = NULL;
+    const char *direction = NULL;
+    const char *krw = NULL;
+    const char *global = NULL;
+    bool sized = false;
+    int rc = check_keys(request, allowed, err, err_size);
+    rc = rc ? rc : json_text(request, "symbol", NULL, &symbol, err, err_size);
+    rc = rc ? rc : json_text(request, "direction", NULL, &direction, err, err_size);
+    rc = rc ? rc : json_text(request, "krw_exchange", "bithumb", &krw, err, err_size);
+    rc = rc ? rc : json_text(request, "global_exchange", "binance", &global, err, err_size);
+    rc = rc ? rc : json_positive(request, "size", &p->size, &sized, err, err_size);
+    if (rc == TF_OK && !sized) {
+        snprintf(err, err_size, "size: expected a number of base units > 0, found nothing");
+        rc = TF_EINVAL;
+    }
+    rc = rc ? rc : check_symbol("symbol", symbol, p->symbol, err, err_size);
+    rc = rc ? rc : check_exchange("krw_exchange", krw, p->krw_exchange, err, err_size);
+    rc = rc ? rc : check_exchange("global_exchange", global, p->global_exchange, err, err_size);
+    if (rc == TF_OK && tf_direction_parse(direction, &p->direction) != TF_OK) {
+        snprintf(err, err_size,
+                 "direction: expected long_krw_short_global or short_krw_long_global, found '%s'",
+                 direction);
+        rc = TF_EINVAL;
+    }
+    return rc ? rc : json_fill(request, f, given, err, err_size);
+}
+
+int tf_position_open_json(tf_redis *r, const char *prefix, const json_t *request, json_t **out,
+                          char *err, size_t err_size)
+{
+    tf_position p = {0};
+    tf_fill f = {0};
+    bool given = false;
+    *out = NULL;
+    int rc = open_request(request, &p, &f, &given, err, err_size);
+    if (rc == TF_OK && !given) {
+        tf_book b;
+        rc = json_book(r, prefix, &p, &b, err, err_size);
+        f = tf_position_entry_fill(p.direction, &b);
+    }
+    if (rc != TF_OK)
+        return rc;
+    p.entry = f;
+    rc = tf_position_open(r, prefix, &p, err, err_size);
+    if (rc != TF_OK)
+        return rc;
+    *out = tf_position_to_json(&p);
+    return *out ? TF_OK : TF_ENOMEM;
+}
+
+static int close_request(const json_t *request, tf_fill *f, bool *given, char *err, size_t err_size)
+{
+    static const char *const allowed[] = {"krw_price", "global_price", "usdkrw", NULL};
+    *given = false;
+    if (!request)
+        return TF_OK;
+    if (!json_is_object(request)) {
+        snprintf(err, err_size, "body: expected a JSON object or nothing, found %s",
+                 json_type_name(request));
+        return TF_EINVAL;
+    }
+    int rc = check_keys(request, allowed, err, err_size);
+    return rc ? rc : json_fill(request, f, given, err, err_size);
+}
+
+int tf_position_close_json(tf_redis *r, const char *prefix, const char *id, const json_t *request,
+                           json_t **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    if (!tf_position_id_valid(id)) {
+        snprintf(err, err_size, "no position %s (ids look like pos-3)", id ? id : "");
+        return TF_ENOTFOUND;
+    }
+    tf_fill f = {0};
+    bool given = false;
+    tf_position p;
+    int rc = close_request(request, &f, &given, err, err_size);
+    rc = rc ? rc : tf_position_get(r, prefix, id, &p, err, err_size);
+    if (rc == TF_OK && !p.open) {
+        char when[64];
+        format_ms(when, sizeof when, p.closed_at);
+        snprintf(err, err_size, "position %s: expected an open position, found it closed at %s", id,
+                 when);
+        rc = TF_EINVAL;
+    }
+    if (rc == TF_OK && !given) {
+        tf_book b;
+        rc = json_book(r, prefix, &p, &b, err, err_size);
+        f = tf_position_exit_fill(p.direction, &b);
+    }
+    rc = rc ? rc : tf_position_close(r, prefix, id, &f, 0, &p, err, err_size);
+    if (rc != TF_OK)
+        return rc;
+    *out = tf_position_to_json(&p);
+    return *out ? TF_OK : TF_ENOMEM;
+}
+
+/* p as JSON with its live value under "live" when there is one. */
+static json_t *with_live(const tf_position *p, json_t *live)
+{
+    json_t *o = tf_position_to_json(p);
+    if (o && live)
+        json_object_set(o, "live", live);
+    return o;
+}
+
+int tf_position_get_json(tf_redis *r, const char *prefix, const char *id, json_t **out)
+{
+    char err[POS_MSG_MAX];
+    tf_position p;
+    *out = NULL;
+    int rc = tf_position_get(r, prefix, id, &p, err, sizeof err);
+    if (rc == TF_EINVAL)
+        return TF_ENOTFOUND; /* not an id: no such position */
+    if (rc != TF_OK)
+        return rc;
+    json_t *live = NULL;
+    tf_position_live(r, prefix, &p, 1, &live); /* without it the position is still right */
+    *out = with_live(&p, live);
+    json_decref(live);
+    return *out ? TF_OK : TF_ENOMEM;
+}
+
+int tf_position_list_json(tf_redis *r, const char *prefix, bool all, json_t **out)
+{
+    char err[POS_MSG_MAX];
+    tf_position *ps = NULL;
+    size_t n = 0;
+    json_t **live = NULL;
+    *out = NULL;
+    int rc = tf_position_list(r, prefix, all, &ps, &n, NULL, err, sizeof err);
+    if (rc != TF_OK)
+        return rc;
+    json_t *arr = json_array();
+    live = n ? calloc(n, sizeof *live) : NULL;
+    if (!arr || (n && !live)) {
+        rc = TF_ENOMEM;
+        goto out;
+    }
+    tf_position_live(r, prefix, ps, n, live);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = with_live(&ps[i], live[i]);
+        if (!o || json_array_append_new(arr, o) != 0) {
+            rc = TF_ENOMEM;
+            goto out;
+        }
+    }
+    *out = arr;
+    arr = NULL;
+out:
+    for (size_t i = 0; live && i < n; i++)
+        json_decref(live[i]);
+    free(live);
+    free(ps);
+    json_decref(arr);
+    return rc;
+}
+
+static const char *instance_prefix(tf_instance *self)
+{
+    const char *p = tf_host_table()->redis_prefix(self);
+    return p && *p ? p : "tf";
+}
+
+int tf_positions_host_open(tf_instance *self, tf_redis *r, const json_t *request, json_t **out,
+                           char *err, size_t err_size)
+{
+    return tf_position_open_json(r, instance_prefix(self), request, out, err, err_size);
+}
+
+int tf_positions_host_close(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
+                            json_t **out, char *err, size_t err_size)
+{
+    return tf_position_close_json(r, instance_prefix(self), id, request, out, err, err_size);
+}
+
+int tf_positions_host_get(tf_instance *self, tf_redis *r, const char *id, json_t **out)
+{
+    return tf_position_get_json(r, instance_prefix(self), id, out);
+}
+
+int tf_positions_host_list(tf_instance *self, tf_redis *r, bool all, json_t **out)
+{
+    return tf_position_list_json(r, instance_prefix(self), all, out);
+}
+
 /* ---- the command line ---- */
 
 typedef enum pos_cmd { CMD_OPEN = 1, CMD_CLOSE = 2, CMD_LIST = 4 } pos_cmd;
@@ -1158,8 +1476,8 @@ static int parse_args(pos_cli *c, int argc, const char *const *argv)
             value = inline_value;
         } else if (d->value) {
             if (i + 1 >= argc)
-                return usage_error("%s: expected %s after it, found the end of the arguments",
-                                   d->name, d->value);
+                return usage_error("%s: expected %s after it, found the end of the arguments", a,
+                                   d->value);
             value = argv[++i];
         } else if (inline_value) {
             return usage_error("%s: expected no value, found '%s'", d->name, inline_value);
@@ -1279,50 +1597,15 @@ static int store_failed(const pos_run *run, int rc, const char *err)
     return EXIT_RUNTIME;
 }
 
-/* The precision (15..17 digits) that prints every real in `j` so it reads back exactly:
- * jansson's default of 17 turns 95012.3 into 95012.300000000003. */
-static int json_precision(const json_t *j)
-{
-    int best = 15;
-    if (json_is_real(j)) {
-        char buf[POS_NUM_MAX];
-        double v = json_real_value(j);
-        while (best < 17) {
-            snprintf(buf, sizeof buf, "%.*g", best, v);
-            if (strtod(buf, NULL) == v)
-                break;
-            best++;
-        }
-        return best;
-    }
-    const char *key;
-    size_t i;
-    const json_t *v;
-    if (json_is_object(j)) {
-        json_object_foreach((json_t *)j, key, v)
-        {
-            int p = json_precision(v);
-            best = p > best ? p : best;
-        }
-    }
-    if (json_is_array(j)) {
-        json_array_foreach(j, i, v)
-        {
-            int p = json_precision(v);
-            best = p > best ? p : best;
-        }
-    }
-    return best;
-}
-
 static void print_json(json_t *j)
 {
     if (!j) {
         fprintf(stderr, "error: out of memory\n");
         return;
     }
-    json_dumpf(j, stdout,
-               JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(json_precision(j)));
+    /* 15 significant digits: jansson's default of 17 prints 95012.3 as 95012.300000000003.
+     * The exact values are in Redis. */
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
     json_decref(j);
 }
@@ -1546,6 +1829,9 @@ int tf_positions_cli(const tf_registry *reg, int argc, const char *const *argv)
         cli_usage(stdout);
         return 0;
     }
+    /* A command's output is its result: connection chatter stays out unless it is a problem. */
+    if (tf_log_get_level() > TF_LOG_WARN)
+        tf_log_set_level(TF_LOG_WARN);
     if (c.cmd == CMD_OPEN)
         rc = cmd_open(&c, reg, &run);
     else if (c.cmd == CMD_CLOSE)

@@ -121,6 +121,38 @@ int tf_position_book(tf_redis *r, const char *prefix, const char *krw_exchange,
 /* The hash fields as typed JSON (numbers as numbers); new reference. */
 json_t *tf_position_to_json(const tf_position *p);
 
+/* ---- JSON requests, with the contracts of the host's position_* services (host.h) that the
+ * HTTP API calls. Positions come back as tf_position_to_json objects (new references). ---- */
+
+/* Opens from {symbol, direction, size, krw_exchange?, global_exchange?, krw_price?,
+ * global_price?, usdkrw?} (exchanges default to bithumb / binance; the three prices all or
+ * none: without them the premium in Redis gives the executable entry prices). TF_OK and *out;
+ * TF_EINVAL (err names the field: missing, wrong type, unknown field), TF_EVALUE (no fresh
+ * premium: absent, stale or without bids and asks), TF_EREDIS. */
+int tf_position_open_json(tf_redis *r, const char *prefix, const json_t *request, json_t **out,
+                          char *err, size_t err_size);
+/* Closes `id` at {krw_price, global_price, usdkrw} from `request` (NULL or {}: the executable
+ * exit prices of the premium in Redis). TF_OK and *out; TF_ENOTFOUND (no such position, or not
+ * an id), TF_EINVAL (already closed, or a bad field in `request`: err says which), TF_EVALUE
+ * (no fresh premium), TF_EREDIS. */
+int tf_position_close_json(tf_redis *r, const char *prefix, const char *id, const json_t *request,
+                           json_t **out, char *err, size_t err_size);
+/* One position with its live PnL under "live" when the sink holds one. TF_OK, TF_ENOTFOUND,
+ * TF_EVALUE (malformed hash), TF_EREDIS. */
+int tf_position_get_json(tf_redis *r, const char *prefix, const char *id, json_t **out);
+/* Array of positions (open ones; every one with `all`), each as tf_position_get_json gives it.
+ * TF_OK, TF_EREDIS, TF_ENOMEM. */
+int tf_position_list_json(tf_redis *r, const char *prefix, bool all, json_t **out);
+
+/* The same four with the host table's signatures (tf_host.position_open ...): the prefix is
+ * the instance's runtime redis prefix. */
+int tf_positions_host_open(tf_instance *self, tf_redis *r, const json_t *request, json_t **out,
+                           char *err, size_t err_size);
+int tf_positions_host_close(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
+                            json_t **out, char *err, size_t err_size);
+int tf_positions_host_get(tf_instance *self, tf_redis *r, const char *id, json_t **out);
+int tf_positions_host_list(tf_instance *self, tf_redis *r, bool all, json_t **out);
+
 /* `tickflow positions open|close|list ...`. argv[0] is "positions"; the registry validates
  * the -c configuration's pipelines. Returns the exit code: 0 ok, 1 runtime failure (Redis,
  * unknown or closed position, no fresh premium), 2 usage or configuration error. */

@@ -24,9 +24,9 @@ struct api_redis {
     pthread_cond_t freed;
     tf_redis **idle; /* owned connections not in use */
     size_t n_idle, n_open, max;
-    atomic_bool ok;            /* the last command's outcome */
-    atomic_llong last_ok_ms;   /* monotonic ms of the last outcome */
-    atomic_bool pinging;       /* one thread pings at a time */
+    atomic_bool ok;          /* the last command's outcome */
+    atomic_llong last_ok_ms; /* monotonic ms of the last outcome */
+    atomic_bool pinging;     /* one thread pings at a time */
 };
 
 api_redis *api_redis_create(const tf_host *host, tf_instance *self, size_t max_conns)
@@ -191,8 +191,7 @@ static int collect(const redisReply *reply, api_entry **out, size_t *n, size_t *
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[0]->len >= sizeof((*out)->id))
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= sizeof((*out)->id))
             continue;
         json_t *obj = entry_json(e->element[1]);
         if (!obj)
@@ -252,8 +251,12 @@ int api_redis_ranges(api_redis *p, const char *const *keys, size_t n_keys, const
     size_t appended = 0;
     while (appended < n_keys && rc == TF_OK) {
         /* XREVRANGE takes the bounds the other way round. */
-        const char *argv[] = {reverse ? "XREVRANGE" : "XRANGE", keys[appended],
-                              reverse ? end : start, reverse ? start : end, "COUNT", count_text};
+        const char *argv[] = {reverse ? "XREVRANGE" : "XRANGE",
+                              keys[appended],
+                              reverse ? end : start,
+                              reverse ? start : end,
+                              "COUNT",
+                              count_text};
         rc = h->redis_append(r, 6, argv, NULL);
         appended += rc == TF_OK;
     }

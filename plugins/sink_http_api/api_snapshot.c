@@ -15,15 +15,6 @@ typedef enum snap_kind { K_TICKER, K_PREMIUM, K_FX, K_LIVE, K_COUNT } snap_kind;
 
 static const char *const kind_names[K_COUNT] = {"ticker", "premium", "fx", "position_live"};
 
-struct api_snapshot {
-    const tf_host *host; /* borrowed */
-    tf_instance *self;   /* borrowed */
-    /* Writer-only store: key -> the record's JSON (without kind and v). */
-    json_t *store[K_COUNT];
-    pthread_mutex_t lock; /* guards `current` */
-    api_view *current;    /* owned reference */
-};
-
 /* ---- premiums ---- */
 
 void api_premium_clear(api_premium *p)
@@ -147,8 +138,8 @@ static bool static_make(api_static *st, char *body, size_t len)
     st->not_modified = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     return st->not_modified && api_read_headers(st->ok, st->etag) &&
            MHD_add_response_header(st->not_modified, MHD_HTTP_HEADER_ETAG, st->etag) == MHD_YES &&
-           MHD_add_response_header(st->not_modified, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                   "max-age=1") == MHD_YES;
+           MHD_add_response_header(st->not_modified, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=1") ==
+               MHD_YES;
 }
 
 /* {"data":<json>} as a static read; takes nothing. */
@@ -163,21 +154,176 @@ static bool static_wrap(api_static *st, const char *json, size_t len)
     return body && static_make(st, body, n);
 }
 
+/* ---- shared items ---- */
+
+static api_premium *premium_new(const json_t *obj)
+{
+    api_premium *p = malloc(sizeof *p);
+    if (!p)
+        return NULL;
+    if (!api_premium_from_json(obj, p)) {
+        free(p);
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    return p;
+}
+
+static void premium_release(api_premium *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1) {
+        api_premium_clear(p);
+        free(p);
+    }
+}
+
+static void ticker_release(api_ticker *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        free(t->exchange);
+        free(t->symbol);
+        free(t->json);
+        static_clear(&t->resp);
+        free(t);
+    }
+}
+
+static api_ticker *ticker_new(const json_t *obj)
+{
+    api_ticker *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    atomic_init(&t->refs, 1);
+    t->exchange = dup_field(obj, "exchange");
+    t->symbol = dup_field(obj, "symbol");
+    t->json = api_json_dump(obj, &t->json_len);
+    if (!t->exchange || !t->symbol || !t->json || !static_wrap(&t->resp, t->json, t->json_len)) {
+        ticker_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void list_release(api_list *l)
+{
+    if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
+        static_clear(&l->resp);
+        free(l);
+    }
+}
+
+static void *ref(atomic_int *refs, void *item)
+{
+    atomic_fetch_add(refs, 1);
+    return item;
+}
+
+/* ---- the writer's store ---- */
+
+/* One key of a kind: the record's JSON and, for premiums and tickers, its rendered item. */
+typedef struct snap_entry {
+    char *key;   /* owned */
+    json_t *obj; /* owned */
+    void *item;  /* owned reference: api_premium or api_ticker; NULL for other kinds */
+} snap_entry;
+
+/* Sorted by key (the view's order), so a new view is a walk, not a sort. */
+typedef struct snap_table {
+    snap_entry *v; /* owned */
+    size_t n, cap;
+    bool changed; /* since the last published view */
+} snap_table;
+
+struct api_snapshot {
+    const tf_host *host;       /* borrowed */
+    tf_instance *self;         /* borrowed */
+    snap_table store[K_COUNT]; /* writer-only */
+    pthread_mutex_t lock;      /* guards `current` */
+    api_view *current;         /* owned reference */
+};
+
+static void item_release(snap_kind kind, void *item)
+{
+    if (kind == K_PREMIUM)
+        premium_release(item);
+    else if (kind == K_TICKER)
+        ticker_release(item);
+}
+
+static void table_free(snap_kind kind, snap_table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].key);
+        json_decref(t->v[i].obj);
+        item_release(kind, t->v[i].item);
+    }
+    free(t->v);
+    *t = (snap_table){0};
+}
+
+/* The index of `key`, or where it would be inserted (*found false). */
+static size_t table_find(const snap_table *t, const char *key, bool *found)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->v[mid].key, key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* Stores obj and item (both taken) under key at index i (found: replacing that entry). */
+static bool table_put(snap_kind kind, snap_table *t, size_t i, bool found, const char *key,
+                      json_t *obj, void *item)
+{
+    if (found) {
+        json_decref(t->v[i].obj);
+        item_release(kind, t->v[i].item);
+    } else {
+        char *k = strdup(key);
+        snap_entry *v =
+            t->n < t->cap ? t->v : realloc(t->v, (t->cap ? t->cap * 2 : 16) * sizeof *v);
+        if (!k || !v) {
+            free(k);
+            json_decref(obj);
+            item_release(kind, item);
+            return false;
+        }
+        if (v != t->v) {
+            t->v = v;
+            t->cap = t->cap ? t->cap * 2 : 16;
+        }
+        memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof *t->v);
+        t->n++;
+        t->v[i].key = k;
+    }
+    t->v[i].obj = obj;
+    t->v[i].item = item;
+    t->changed = true;
+    return true;
+}
+
 /* ---- views ---- */
 
 static void view_destroy(api_view *v)
 {
     for (size_t i = 0; i < v->n_premiums; i++)
-        api_premium_clear(&v->premiums[i]);
+        premium_release(v->premiums[i]);
     free(v->premiums);
-    for (size_t i = 0; i < v->n_tickers; i++) {
-        free(v->tickers[i].exchange);
-        free(v->tickers[i].symbol);
-        static_clear(&v->tickers[i].resp);
-    }
+    for (size_t i = 0; i < v->n_tickers; i++)
+        ticker_release(v->tickers[i]);
     free(v->tickers);
-    static_clear(&v->tickers_all);
-    static_clear(&v->fx_all);
+    list_release(v->tickers_all);
+    list_release(v->fx_all);
     for (size_t i = 0; i < v->n_lives; i++) {
         free(v->lives[i].id);
         free(v->lives[i].json);
@@ -201,117 +347,101 @@ api_view *api_snapshot_acquire(api_snapshot *s)
     return v;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* References to every premium / ticker of the store, in key order. */
+static bool share_premiums(const snap_table *t, api_view *v)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    v->premiums = t->n ? malloc(t->n * sizeof *v->premiums) : NULL;
+    if (t->n && !v->premiums)
+        return false;
+    for (size_t i = 0; i < t->n; i++) {
+        api_premium *p = t->v[i].item;
+        v->premiums[v->n_premiums++] = ref(&p->refs, p);
+    }
+    return true;
 }
 
-/* The keys of `obj`, sorted; borrowed strings in a malloc'd array (NULL when empty or OOM). */
-static const char **sorted_keys(const json_t *obj, size_t *n)
+static bool share_tickers(const snap_table *t, api_view *v)
 {
-    *n = json_object_size(obj);
-    if (*n == 0)
+    v->tickers = t->n ? malloc(t->n * sizeof *v->tickers) : NULL;
+    if (t->n && !v->tickers)
+        return false;
+    for (size_t i = 0; i < t->n; i++) {
+        api_ticker *tk = t->v[i].item;
+        v->tickers[v->n_tickers++] = ref(&tk->refs, tk);
+    }
+    return true;
+}
+
+/* {"data":[...]} of a table: the tickers' rendered objects, or the records' JSON. */
+static api_list *list_new(snap_kind kind, const snap_table *t)
+{
+    api_list *l = calloc(1, sizeof *l);
+    if (!l)
         return NULL;
-    const char **keys = malloc(*n * sizeof *keys);
-    if (!keys) {
-        *n = 0;
-        return NULL;
-    }
-    size_t i = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)obj, key, value)
-    {
-        keys[i++] = key;
-    }
-    (void)value;
-    qsort(keys, *n, sizeof *keys, cmp_str);
-    return keys;
-}
-
-static bool build_premiums(const api_snapshot *s, api_view *v)
-{
-    size_t n = 0;
-    const char **keys = sorted_keys(s->store[K_PREMIUM], &n);
-    if (n == 0)
-        return true;
-    v->premiums = keys ? calloc(n, sizeof *v->premiums) : NULL;
-    bool ok = v->premiums != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        ok = api_premium_from_json(json_object_get(s->store[K_PREMIUM], keys[i]),
-                                   &v->premiums[i]);
-        v->n_premiums += ok;
-    }
-    free(keys);
-    return ok;
-}
-
-/* The list body {"data":[...]} of `kind`, and for tickers one static read per item. */
-static bool build_list(const api_snapshot *s, snap_kind kind, api_view *v, api_static *all)
-{
-    size_t n = 0;
-    const char **keys = sorted_keys(s->store[kind], &n);
-    bool ok = n == 0 || keys;
-    if (ok && kind == K_TICKER && n > 0) {
-        v->tickers = calloc(n, sizeof *v->tickers);
-        ok = v->tickers != NULL;
-    }
+    atomic_init(&l->refs, 1);
     api_buf b = {0};
     api_buf_puts(&b, "{\"data\":[");
-    for (size_t i = 0; ok && i < n; i++) {
-        const json_t *obj = json_object_get(s->store[kind], keys[i]);
-        size_t len = 0;
-        char *text = api_json_dump(obj, &len);
-        ok = text != NULL;
-        if (ok && i > 0)
+    for (size_t i = 0; i < t->n && !b.oom; i++) {
+        if (i > 0)
             api_buf_puts(&b, ",");
-        if (ok)
-            api_buf_add(&b, text, len);
-        if (ok && kind == K_TICKER) {
-            api_ticker *t = &v->tickers[v->n_tickers++];
-            t->exchange = dup_field(obj, "exchange");
-            t->symbol = dup_field(obj, "symbol");
-            ok = t->exchange && t->symbol && static_wrap(&t->resp, text, len);
+        if (kind == K_TICKER) {
+            const api_ticker *tk = t->v[i].item;
+            api_buf_add(&b, tk->json, tk->json_len);
+            continue;
         }
+        size_t len = 0;
+        char *text = api_json_dump(t->v[i].obj, &len);
+        if (text)
+            api_buf_add(&b, text, len);
+        else
+            b.oom = true;
         free(text);
     }
-    free(keys);
     api_buf_puts(&b, "]}");
     size_t len = 0;
     char *body = api_buf_take(&b, &len);
-    if (!ok || !body) {
-        free(body);
-        return false;
+    if (!body || !static_make(&l->resp, body, len)) {
+        list_release(l);
+        return NULL;
     }
-    return static_make(all, body, len);
+    return l;
 }
 
-static bool build_lives(const api_snapshot *s, api_view *v)
+/* The list of `kind`: rendered again when the kind changed, else the previous view's. */
+static api_list *list_for(const snap_table *t, snap_kind kind, api_list *prev)
 {
-    size_t n = 0;
-    const char **keys = sorted_keys(s->store[K_LIVE], &n);
-    if (n == 0)
-        return true;
-    v->lives = keys ? calloc(n, sizeof *v->lives) : NULL;
-    bool ok = v->lives != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
+    if (prev && !t->changed)
+        return ref(&prev->refs, prev);
+    return list_new(kind, t);
+}
+
+static bool build_lives(const snap_table *t, api_view *v)
+{
+    v->lives = t->n ? calloc(t->n, sizeof *v->lives) : NULL;
+    bool ok = t->n == 0 || v->lives;
+    for (size_t i = 0; ok && i < t->n; i++) {
         api_live *l = &v->lives[v->n_lives++];
-        l->id = strdup(keys[i]);
-        l->json = api_json_dump(json_object_get(s->store[K_LIVE], keys[i]), NULL);
+        l->id = strdup(t->v[i].key);
+        l->json = api_json_dump(t->v[i].obj, NULL);
         ok = l->id && l->json;
     }
-    free(keys);
     return ok;
 }
 
-static api_view *build_view(const api_snapshot *s)
+/* A view of the store; `prev` (may be NULL) lends its unchanged lists. */
+static api_view *build_view(const api_snapshot *s, api_view *prev)
 {
     api_view *v = calloc(1, sizeof *v);
     if (!v)
         return NULL;
     atomic_init(&v->refs, 1);
-    if (!build_premiums(s, v) || !build_list(s, K_TICKER, v, &v->tickers_all) ||
-        !build_list(s, K_FX, v, &v->fx_all) || !build_lives(s, v)) {
+    bool ok = share_premiums(&s->store[K_PREMIUM], v) && share_tickers(&s->store[K_TICKER], v);
+    if (ok) {
+        v->tickers_all = list_for(&s->store[K_TICKER], K_TICKER, prev ? prev->tickers_all : NULL);
+        v->fx_all = list_for(&s->store[K_FX], K_FX, prev ? prev->fx_all : NULL);
+        ok = v->tickers_all && v->fx_all && build_lives(&s->store[K_LIVE], v);
+    }
+    if (!ok) {
         view_destroy(v);
         return NULL;
     }
@@ -334,13 +464,13 @@ size_t api_view_symbol(const api_view *v, const char *symbol, size_t *first)
     size_t lo = 0, hi = v->n_premiums;
     while (lo < hi) { /* lower bound */
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(v->premiums[mid].symbol, symbol) < 0)
+        if (strcmp(v->premiums[mid]->symbol, symbol) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     size_t end = lo;
-    while (end < v->n_premiums && strcmp(v->premiums[end].symbol, symbol) == 0)
+    while (end < v->n_premiums && strcmp(v->premiums[end]->symbol, symbol) == 0)
         end++;
     *first = lo;
     return end - lo;
@@ -351,7 +481,7 @@ const api_ticker *api_view_ticker(const api_view *v, const char *exchange, const
     size_t lo = 0, hi = v->n_tickers;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const api_ticker *t = &v->tickers[mid];
+        const api_ticker *t = v->tickers[mid];
         int c = strcmp(t->exchange, exchange);
         if (c == 0)
             c = strcmp(t->symbol, symbol);
@@ -432,9 +562,22 @@ static int kind_of(const char *kind)
     return -1;
 }
 
-/* Stores one record (its JSON, taken). *dirty is set when the store changed. */
+/* The rendered item a store entry keeps for `kind` (NULL for kinds without one). */
+static bool render_item(snap_kind kind, const json_t *obj, void **item)
+{
+    *item = NULL;
+    if (kind == K_PREMIUM)
+        *item = premium_new(obj);
+    else if (kind == K_TICKER)
+        *item = ticker_new(obj);
+    else
+        return true;
+    return *item != NULL;
+}
+
+/* Stores one record (its JSON, taken) and renders what it changes. */
 static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
-                     api_premium_fn changed, void *arg, bool *dirty)
+                     api_premium_fn changed, void *arg)
 {
     json_object_del(obj, "kind");
     json_object_del(obj, "v");
@@ -452,20 +595,20 @@ static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
         rc = key.oom ? TF_ENOMEM : TF_EVALUE;
         goto out;
     }
-    const json_t *old = json_object_get(s->store[kind], key.p);
-    if (old && json_equal((json_t *)old, obj))
-        goto out;
-    if (kind == K_PREMIUM && changed) {
-        api_premium p;
-        if (api_premium_from_json(obj, &p))
-            changed(arg, &p, history_id);
-        api_premium_clear(&p);
-    }
-    if (json_object_set(s->store[kind], key.p, obj) != 0) {
+    snap_table *t = &s->store[kind];
+    bool found = false;
+    size_t i = table_find(t, key.p, &found);
+    if (found && json_equal(t->v[i].obj, obj))
+        goto out; /* the same value again (a resync): nothing to render, no event */
+    void *item = NULL;
+    if (!render_item(kind, obj, &item)) {
         rc = TF_ENOMEM;
         goto out;
     }
-    *dirty = true;
+    if (kind == K_PREMIUM && changed)
+        changed(arg, item, history_id);
+    if (!table_put(kind, t, i, found, key.p, json_incref(obj), item))
+        rc = TF_ENOMEM;
 out:
     json_decref(obj);
     free(history_id);
@@ -476,7 +619,6 @@ out:
 int api_snapshot_apply(api_snapshot *s, const tf_batch *batch, api_premium_fn changed, void *arg)
 {
     const tf_host *h = s->host;
-    bool dirty = false;
     int rc = TF_OK;
     size_t n = h->batch_count(batch);
     for (size_t i = 0; i < n && rc != TF_ENOMEM; i++) {
@@ -485,15 +627,20 @@ int api_snapshot_apply(api_snapshot *s, const tf_batch *batch, api_premium_fn ch
         if (kind < 0)
             continue;
         json_t *obj = h->record_to_json(r);
-        int one = obj ? apply_one(s, (snap_kind)kind, obj, i, changed, arg, &dirty) : TF_ENOMEM;
+        int one = obj ? apply_one(s, (snap_kind)kind, obj, i, changed, arg) : TF_ENOMEM;
         if (one == TF_ENOMEM)
             rc = TF_ENOMEM;
     }
+    bool dirty = false;
+    for (int k = 0; k < K_COUNT; k++)
+        dirty = dirty || s->store[k].changed;
     if (!dirty)
         return rc;
-    api_view *v = build_view(s);
+    api_view *v = build_view(s, s->current);
     if (!v)
-        return TF_ENOMEM;
+        return TF_ENOMEM; /* the tables stay marked changed: the next batch retries */
+    for (int k = 0; k < K_COUNT; k++)
+        s->store[k].changed = false;
     publish(s, v);
     return rc;
 }
@@ -506,12 +653,7 @@ api_snapshot *api_snapshot_create(const tf_host *host, tf_instance *self)
     s->host = host;
     s->self = self;
     pthread_mutex_init(&s->lock, NULL);
-    bool ok = true;
-    for (int k = 0; k < K_COUNT; k++) {
-        s->store[k] = json_object();
-        ok = ok && s->store[k];
-    }
-    s->current = ok ? build_view(s) : NULL;
+    s->current = build_view(s, NULL);
     if (!s->current) {
         api_snapshot_destroy(s);
         return NULL;
@@ -525,7 +667,7 @@ void api_snapshot_destroy(api_snapshot *s)
         return;
     api_view_release(s->current);
     for (int k = 0; k < K_COUNT; k++)
-        json_decref(s->store[k]);
+        table_free((snap_kind)k, &s->store[k]);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

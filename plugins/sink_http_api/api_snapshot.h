@@ -1,10 +1,12 @@
 /*
  * The http_api sink's in-memory snapshot. The sink's thread applies each batch to a private
  * store (the latest premium, ticker, fx and position_live per key) and, when something changed,
- * publishes a new immutable view with every body rendered once: tickers and fx as ready-to-queue
- * libmicrohttpd responses with their ETags, each premium as its JSON minus the two fields that
- * depend on the request time (age_ms, stale). Request threads take a reference to the current
- * view and never wait for the writer beyond a pointer swap.
+ * publishes a new immutable view. Bodies are rendered once per update, and only for what the
+ * update changed: tickers and fx as ready-to-queue libmicrohttpd responses with their ETags,
+ * each premium as its JSON minus the two fields that depend on the request time (age_ms,
+ * stale); unchanged items and lists are shared with the previous view by reference. Request
+ * threads take a reference to the current view and never wait for the writer beyond a pointer
+ * swap.
  */
 #ifndef API_SNAPSHOT_H
 #define API_SNAPSHOT_H
@@ -21,8 +23,10 @@
 
 #define API_NO_TS INT64_MIN
 
-/* One premium, rendered once per update. */
+/* One premium, rendered once per update. Shared between views (refs) when it is a view's
+ * item; a temporary one (history, replay) does not use refs. */
 typedef struct api_premium {
+    atomic_int refs;
     char *symbol; /* owned */
     char *krw;    /* owned: krw_exchange */
     char *global; /* owned: global_exchange */
@@ -42,11 +46,21 @@ typedef struct api_static {
     char etag[24]; /* "\"<16 hex>\"" */
 } api_static;
 
+/* One ticker, rendered once per update, shared between views. */
 typedef struct api_ticker {
+    atomic_int refs;
     char *exchange; /* owned */
     char *symbol;   /* owned */
-    api_static resp;
+    char *json;     /* owned: the ticker object, for the list body */
+    size_t json_len;
+    api_static resp; /* {"data": <the ticker>} */
 } api_ticker;
+
+/* A list read ({"data":[...]}), shared between views until its kind changes. */
+typedef struct api_list {
+    atomic_int refs;
+    api_static resp;
+} api_list;
 
 typedef struct api_live {
     char *id;   /* owned: the position id as text */
@@ -56,13 +70,13 @@ typedef struct api_live {
 /* An immutable view. Readers hold a reference (api_snapshot_acquire / api_view_release). */
 typedef struct api_view {
     atomic_int refs;
-    api_premium *premiums; /* owned, sorted by symbol, krw, global */
+    api_premium **premiums; /* references, sorted by symbol, krw, global */
     size_t n_premiums;
-    api_ticker *tickers; /* owned, sorted by exchange, symbol */
+    api_ticker **tickers; /* references, sorted by exchange, symbol */
     size_t n_tickers;
-    api_static tickers_all;
-    api_static fx_all;
-    api_live *lives; /* owned, sorted by id */
+    api_list *tickers_all; /* reference */
+    api_list *fx_all;      /* reference */
+    api_live *lives;       /* owned, sorted by id */
     size_t n_lives;
 } api_view;
 

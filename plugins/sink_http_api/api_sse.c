@@ -16,15 +16,15 @@
 #define SSE_HELLO "retry: 2000\n\n"
 
 struct api_sse_client {
-    api_sse *hub;                 /* borrowed */
-    struct MHD_Connection *conn;  /* borrowed, valid while the response lives */
-    pthread_mutex_t lock;         /* guards everything below */
-    api_event **ring;             /* owned references */
+    api_sse *hub;                /* borrowed */
+    struct MHD_Connection *conn; /* borrowed, valid while the response lives */
+    pthread_mutex_t lock;        /* guards everything below */
+    api_event **ring;            /* owned references */
     size_t cap, head, count;
-    size_t off;     /* bytes of ring[head] already sent */
-    bool suspended; /* its connection is suspended waiting for an event */
-    bool dropped;   /* the queue overflowed: end the connection */
-    bool closing;   /* the hub shuts down: end the stream once drained */
+    size_t off;                  /* bytes of ring[head] already sent */
+    bool suspended;              /* its connection is suspended waiting for an event */
+    bool dropped;                /* the queue overflowed: end the connection */
+    bool closing;                /* the hub shuts down: end the stream once drained */
     api_sse_client *prev, *next; /* the hub's list, under the hub's lock */
 };
 
@@ -383,9 +383,8 @@ static void client_response_free(void *cls)
 
 struct MHD_Response *api_sse_response(api_sse_client *c)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, client_read, c,
-                                          client_response_free);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, SSE_BLOCK, client_read, c, client_response_free);
     if (!r)
         return NULL;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");

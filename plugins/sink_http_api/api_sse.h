@@ -21,8 +21,8 @@
 /* One frame as sent ("id: ...\nevent: ...\ndata: ...\n\n", or a comment). Immutable. */
 typedef struct api_event {
     atomic_int refs;
-    bool stream_id;             /* `id` is a Redis stream id ("<ms>-<seq>") */
-    char id[API_EVENT_ID_MAX];  /* "" for comments */
+    bool stream_id;            /* `id` is a Redis stream id ("<ms>-<seq>") */
+    char id[API_EVENT_ID_MAX]; /* "" for comments */
     size_t len;
     char text[];
 } api_event;
@@ -37,8 +37,8 @@ typedef struct api_sse_client api_sse_client;
 
 typedef struct api_sse_config {
     size_t max_clients;
-    size_t queue;     /* events a client may have waiting */
-    size_t replay;    /* most events a resuming client is replayed */
+    size_t queue;  /* events a client may have waiting */
+    size_t replay; /* most events a resuming client is replayed */
     int64_t keepalive_ms;
     tf_metric *clients; /* gauge, may be NULL */
     tf_metric *dropped; /* counter, may be NULL */

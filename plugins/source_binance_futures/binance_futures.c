@@ -470,15 +470,17 @@ static int reply_error(binance_futures *f, const char *ctx, long status, const t
     return rc;
 }
 
-static int fetch(binance_futures *f, enum bf_endpoint ep, bf_replies *out)
+/* `bases` (n_bases of them; none when `every`) are the tick's assets: one uses ?symbol=. */
+static int fetch(binance_futures *f, enum bf_endpoint ep, char (*bases)[BF_ASSET_MAX],
+                 size_t n_bases, bf_replies *out)
 {
     const tf_host *h = f->host;
     char ctx[BF_CTX_MAX];
     char url[BF_URL_MAX];
     snprintf(ctx, sizeof ctx, "%s %s", f->exchange, bf_paths[ep]);
-    int n = f->n_bases == 1 ? snprintf(url, sizeof url, "%s%s?symbol=%s%s", f->base_url,
-                                       bf_paths[ep], f->bases[0], f->quote)
-                            : snprintf(url, sizeof url, "%s%s", f->base_url, bf_paths[ep]);
+    int n = n_bases == 1 ? snprintf(url, sizeof url, "%s%s?symbol=%s%s", f->base_url, bf_paths[ep],
+                                    bases[0], f->quote)
+                         : snprintf(url, sizeof url, "%s%s", f->base_url, bf_paths[ep]);
     if (n < 0 || (size_t)n >= sizeof url) {
         h->report_error(f->self, TF_EINVAL, "%s: URL longer than %d characters", ctx, BF_URL_MAX);
         return TF_EINVAL;
@@ -670,7 +672,8 @@ static bool perp_base(const binance_futures *f, const char *symbol, char base[BF
     return true;
 }
 
-static int collect_symbols(binance_futures *f, const bf_replies *rep, tf_batch *out)
+static int collect_symbols(binance_futures *f, const bf_replies *rep, char (*bases)[BF_ASSET_MAX],
+                           size_t n_bases, tf_batch *out)
 {
     size_t emitted = 0;
     int last_error = TF_OK;
@@ -693,8 +696,8 @@ static int collect_symbols(binance_futures *f, const bf_replies *rep, tf_batch *
                                   f->exchange, bf_paths[BF_BOOK], f->quote);
         }
     } else {
-        for (size_t i = 0; i < f->n_bases; i++) {
-            int rc = collect_symbol(f, rep, f->bases[i], out);
+        for (size_t i = 0; i < n_bases; i++) {
+            int rc = collect_symbol(f, rep, bases[i], out);
             emitted += rc == TF_OK;
             last_error = rc == TF_OK ? last_error : rc;
         }
@@ -702,20 +705,58 @@ static int collect_symbols(binance_futures *f, const bf_replies *rep, tf_batch *
     return emitted > 0 ? TF_OK : last_error;
 }
 
+/* Appends `s` as an asset code unless it is not one or already listed. */
+static void add_base(char (*list)[BF_ASSET_MAX], size_t *n, const char *s)
+{
+    char base[BF_ASSET_MAX];
+    if (!asset_code(s, base))
+        return;
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(list[i], base) == 0)
+            return;
+    }
+    memcpy(list[(*n)++], base, strlen(base) + 1);
+}
+
+/* The configured bases plus the pipeline's symbol interest (bases with an open position, set
+ * by the positions transform), each once. malloc'd (caller frees); NULL without memory. */
+static char (*tick_bases(binance_futures *f, size_t *n))[BF_ASSET_MAX]
+{
+    json_t *interest = TF_HOST_HAS(f->host, interest_get) ? f->host->interest_get(f->self) : NULL;
+    char(*list)[BF_ASSET_MAX] = calloc(f->n_bases + json_array_size(interest) + 1, sizeof *list);
+    *n = 0;
+    for (size_t i = 0; list && i < f->n_bases; i++)
+        add_base(list, n, f->bases[i]);
+    size_t i;
+    json_t *v;
+    json_array_foreach(interest, i, v)
+    {
+        if (list)
+            add_base(list, n, json_string_value(v));
+    }
+    json_decref(interest);
+    return list;
+}
+
 static int bf_collect(void *instance, const tf_tick *tick, tf_batch *out)
 {
     binance_futures *f = instance;
     (void)tick;
     bf_replies rep = {0};
+    size_t n_bases = 0;
+    char(*bases)[BF_ASSET_MAX] = f->every ? NULL : tick_bases(f, &n_bases);
+    if (!f->every && !bases)
+        return TF_ENOMEM;
     int rc = TF_OK;
     /* A failed endpoint ends the tick: a record needs all three, and after a 429 the core
      * would refuse the remaining requests anyway. */
     for (int ep = 0; ep < BF_N_ENDPOINTS && rc == TF_OK; ep++)
-        rc = fetch(f, (enum bf_endpoint)ep, &rep);
+        rc = fetch(f, (enum bf_endpoint)ep, bases, n_bases, &rep);
     if (rc == TF_OK)
-        rc = collect_symbols(f, &rep, out);
+        rc = collect_symbols(f, &rep, bases, n_bases, out);
     for (int ep = 0; ep < BF_N_ENDPOINTS; ep++)
         json_decref(rep.index[ep]);
+    free(bases);
     return rc;
 }
 

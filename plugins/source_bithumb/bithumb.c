@@ -29,8 +29,7 @@ typedef struct bithumb {
     const char *exchange;           /* borrowed from options */
     char (*symbols)[BT_SYMBOL_MAX]; /* owned, upper case; empty when `every` */
     size_t n_symbols;
-    bool every;   /* symbols: "*" */
-    bool use_all; /* the ALL_KRW endpoints */
+    bool every; /* symbols: "*" */
     bool book;
     int64_t timeout_ms;
     int64_t max_age_ms;
@@ -160,7 +159,6 @@ static int init_symbols(bithumb *b, const json_t *list)
     if (n == 1 && json_is_string(json_array_get(list, 0)) &&
         strcmp(json_string_value(json_array_get(list, 0)), "*") == 0) {
         b->every = true;
-        b->use_all = true;
         return TF_OK;
     }
     b->symbols = calloc(n, sizeof *b->symbols);
@@ -180,7 +178,6 @@ static int init_symbols(bithumb *b, const json_t *list)
         if (rc != TF_OK)
             return rc;
     }
-    b->use_all = n > BT_SINGLE_MAX;
     return TF_OK;
 }
 
@@ -652,7 +649,8 @@ static int fetch_all(bithumb *b, bt_all *all)
     return rc;
 }
 
-static int collect_all(bithumb *b, tf_batch *out)
+/* `symbols` (n of them) are the coins wanted when not `every`. */
+static int collect_all(bithumb *b, char (*symbols)[BT_SYMBOL_MAX], size_t n, tf_batch *out)
 {
     bt_all all = {0};
     bt_tally t = {0};
@@ -676,8 +674,8 @@ static int collect_all(bithumb *b, tf_batch *out)
                                   b->exchange);
         }
     } else {
-        for (size_t i = 0; i < b->n_symbols; i++)
-            tally(&t, collect_coin(b, &all, b->symbols[i], out));
+        for (size_t i = 0; i < n; i++)
+            tally(&t, collect_coin(b, &all, symbols[i], out));
     }
     rc = tally_result(&t);
 out:
@@ -686,16 +684,68 @@ out:
     return rc;
 }
 
+/* ---- the coins of one tick ---- */
+
+/* Appends `s` upper-cased unless it is not a coin code or already listed. */
+static void add_coin(char (*list)[BT_SYMBOL_MAX], size_t *n, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len >= BT_SYMBOL_MAX)
+        return;
+    char coin[BT_SYMBOL_MAX];
+    for (size_t k = 0; k <= len; k++) {
+        if (k < len && !isalnum((unsigned char)s[k]))
+            return;
+        coin[k] = (char)toupper((unsigned char)s[k]);
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(list[i], coin) == 0)
+            return;
+    }
+    memcpy(list[(*n)++], coin, len + 1);
+}
+
+/* The configured coins plus the pipeline's symbol interest (coins with an open position,
+ * set by the positions transform), each once. malloc'd (caller frees); NULL without memory. */
+static char (*tick_coins(bithumb *b, size_t *n))[BT_SYMBOL_MAX]
+{
+    json_t *interest = TF_HOST_HAS(b->host, interest_get) ? b->host->interest_get(b->self) : NULL;
+    char(*list)[BT_SYMBOL_MAX] = calloc(b->n_symbols + json_array_size(interest), sizeof *list);
+    *n = 0;
+    for (size_t i = 0; list && i < b->n_symbols; i++)
+        add_coin(list, n, b->symbols[i]);
+    size_t i;
+    json_t *v;
+    json_array_foreach(interest, i, v)
+    {
+        if (list)
+            add_coin(list, n, json_string_value(v));
+    }
+    json_decref(interest);
+    return list;
+}
+
 static int bithumb_collect(void *instance, const tf_tick *tick, tf_batch *out)
 {
     bithumb *b = instance;
     (void)tick;
-    if (b->use_all)
-        return collect_all(b, out);
-    bt_tally t = {0};
-    for (size_t i = 0; i < b->n_symbols; i++)
-        tally(&t, collect_one(b, b->symbols[i], out));
-    return tally_result(&t);
+    if (b->every)
+        return collect_all(b, NULL, 0, out);
+    size_t n = 0;
+    char(*coins)[BT_SYMBOL_MAX] = tick_coins(b, &n);
+    if (!coins)
+        return TF_ENOMEM;
+    int rc;
+    if (n > BT_SINGLE_MAX) {
+        rc = collect_all(b, coins, n, out);
+    } else {
+        bt_tally t = {0};
+        for (size_t i = 0; i < n; i++)
+            tally(&t, collect_one(b, coins[i], out));
+        rc = tally_result(&t);
+    }
+    free(coins);
+    return rc;
 }
 
 TF_PLUGIN_EXPORT const tf_plugin_descriptor tickflow_plugin = {

@@ -3,9 +3,13 @@
  * keys mode (exact FX round trip, missing key reported), patterns mode (every premium key,
  * across several SCAN pages and MGET chunks, streams and other kinds left out), the kind
  * filter, bad JSON reported for its key only, a glob character in the prefix, Redis down, and
- * option checks.
+ * option checks. Subscribe mode: an event reaches the next tick, a burst of one key is one
+ * record, the least recently updated keys are dropped beyond max_pending, the keys are read at
+ * start and every `resync`, a Redis restart is survived (resubscribed, resynced), and stopping
+ * is prompt.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +332,428 @@ static void test_options_checked(void)
     CU_ASSERT(tfh_rejects("source", "redis", "{keys: [fx:USDKRW], kinds: fx}", msg, sizeof msg));
 }
 
+/* ---- subscribe mode ---- */
+
+#define ALL_KINDS "[premium, ticker, fx, position_live]"
+
+static double metric_of(tf_metric_type type, const char *name, const char *kind)
+{
+    static const char *const with_kind[] = {"pipeline", "kind", NULL};
+    static const char *const plain[] = {"pipeline", NULL};
+    tf_metric *m = tf_metrics_register(type, name, "test", kind ? with_kind : plain, NULL, 0);
+    const char *values[] = {"harness", kind};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+static double messages_of(const char *kind)
+{
+    return metric_of(TF_METRIC_COUNTER, "tickflow_redis_source_messages_total", kind);
+}
+
+static double resyncs(void)
+{
+    return metric_of(TF_METRIC_COUNTER, "tickflow_redis_source_resyncs_total", NULL);
+}
+
+static double dropped(void)
+{
+    return metric_of(TF_METRIC_COUNTER, "tickflow_redis_source_dropped_total", NULL);
+}
+
+static double subscribed(void)
+{
+    return metric_of(TF_METRIC_GAUGE, "tickflow_redis_source_subscribed", NULL);
+}
+
+/* Subscribers of `channel` on the Redis at `port`, as PUBSUB NUMSUB counts them. */
+static long long numsub(int port, const char *channel)
+{
+    redisReply *r = tft_redis_cmd(port, "PUBSUB NUMSUB %s", channel);
+    long long n = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+typedef struct sub_wait {
+    int port;
+    const char *channel;
+    long long want;
+} sub_wait;
+
+static bool numsub_is(void *arg)
+{
+    const sub_wait *w = arg;
+    return numsub(w->port, w->channel) == w->want;
+}
+
+/* Waits until `channel` has exactly `want` subscribers. */
+static bool wait_numsub(int port, const char *channel, long long want)
+{
+    sub_wait w = {port, channel, want};
+    return tft_wait_until(numsub_is, &w, 10000);
+}
+
+static long long publish(int port, const char *channel, const char *json)
+{
+    redisReply *r = tft_redis_cmd(port, "PUBLISH %s %s", channel, json);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void premium_json(char *buf, size_t size, const char *symbol, double pct)
+{
+    snprintf(buf, size,
+             "{\"kind\":\"premium\",\"symbol\":\"%s\",\"krw_exchange\":\"bithumb\","
+             "\"global_exchange\":\"binance\",\"premium_pct\":%.2f,\"stale\":false,"
+             "\"ts\":1795428930100,\"v\":1}",
+             symbol, pct);
+}
+
+typedef struct collecting {
+    tfh *src;
+    tf_batch *out;
+    size_t want;
+} collecting;
+
+static bool collected_enough(void *arg)
+{
+    collecting *c = arg;
+    tfh_collect(c->src, c->out);
+    return tf_batch_count(c->out) >= c->want;
+}
+
+/* Runs ticks (appending to `out`) until it holds at least `want` records. */
+static bool collect_until(tfh *src, tf_batch *out, size_t want, int timeout_ms)
+{
+    collecting c = {src, out, want};
+    return tft_wait_until(collected_enough, &c, timeout_ms);
+}
+
+typedef struct counting {
+    const char *kind;
+    double want;
+} counting;
+
+static bool messages_reached(void *arg)
+{
+    const counting *c = arg;
+    return messages_of(c->kind) >= c->want;
+}
+
+/* Waits until the subscriber has received `n` more messages of `kind` than `before`. */
+static bool wait_messages(const char *kind, double before, int n)
+{
+    counting c = {kind, before + n};
+    return tft_wait_until(messages_reached, &c, 10000);
+}
+
+/* A source subscribed to every kind under `prefix` whose first ticks found nothing: only
+ * events can bring records from then on (no periodic resync). */
+static tfh *open_subscribed(int port, const char *prefix, const char *extra)
+{
+    char with[256];
+    snprintf(with, sizeof with, "{subscribe: " ALL_KINDS ", resync: 0%s}", extra ? extra : "");
+    tfh *src = open_at(port, "source", prefix, with);
+    if (!src)
+        return NULL;
+    char channel[128];
+    snprintf(channel, sizeof channel, "%s:events:position_live", prefix);
+    CU_ASSERT(wait_numsub(port, channel, 1));
+    /* The resyncs due at start and after the first subscription, with nothing to find. */
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 0);
+    tf_batch_destroy(out);
+    return src;
+}
+
+static void test_subscribe_event_next_tick(void)
+{
+    const char *p = "tft_rsub_ev";
+    tfh *src = open_subscribed(g_port, p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    CU_ASSERT_EQUAL(subscribed(), 1.0);
+    char json[512];
+    premium_json(json, sizeof json, "BTC", 1.25);
+    /* PUBLISH only, no key: the record can only come from the event. */
+    long long started = tft_mono_ms();
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:premium", json), 1);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+    /* Delivered as it arrives, not at the next read timeout or resync: a generous bound. */
+    CU_ASSERT(tft_mono_ms() - started < 1000);
+    CU_ASSERT_EQUAL_FATAL(tf_batch_count(out), 1);
+    tf_record *r = tfh_find(out, "premium", "symbol", "BTC");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(tfh_double(r, "premium_pct"), 1.25);
+    CU_ASSERT_STRING_EQUAL(tfh_string(r, "krw_exchange"), "bithumb");
+    CU_ASSERT_EQUAL(tfh_int(r, "ts"), 1795428930100);
+    CU_ASSERT_EQUAL(tf_record_field_type(r, "v"), TF_FIELD_NONE);
+    /* Emitted once: the next tick has nothing new. */
+    tf_batch_clear(out);
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 0);
+
+    /* Every kind, keyed as the sink keys it (a position's id may be an integer); a message
+     * that is not the sink's JSON is reported and skipped. */
+    double parse = errors_of(TF_EPARSE), fx = messages_of("fx");
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:fx",
+                            "{\"kind\":\"fx\",\"pair\":\"USDKRW\",\"rate\":1392.55,\"v\":1}"),
+                    1);
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:fx", "{\"kind\":\"fx\",\"rate\":"), 1);
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:fx", "{\"kind\":\"fx\",\"rate\":1}"), 1);
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:position_live",
+                            "{\"kind\":\"position_live\",\"id\":42,\"pnl_krw\":-1500.5,\"v\":1}"),
+                    1);
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_ev:events:ticker",
+                            "{\"kind\":\"ticker\",\"exchange\":\"bithumb\",\"symbol\":\"BTC\","
+                            "\"last\":136850000.0,\"v\":1}"),
+                    1);
+    CU_ASSERT(collect_until(src, out, 3, 5000));
+    CU_ASSERT_EQUAL(tf_batch_count(out), 3);
+    CU_ASSERT_EQUAL(messages_of("fx"), fx + 3);
+    CU_ASSERT_EQUAL(errors_of(TF_EPARSE), parse + 2);
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "fx", "pair", "USDKRW"), "rate"), 1392.55);
+    CU_ASSERT_EQUAL(tfh_int(tfh_find(out, "position_live", NULL, NULL), "id"), 42);
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "ticker", "symbol", "BTC"), "last"), 136850000.0);
+    tf_batch_destroy(out);
+    tfh_close(src);
+    CU_ASSERT_EQUAL(subscribed(), 0.0);
+}
+
+static void test_subscribe_burst_coalesced(void)
+{
+    const char *p = "tft_rsub_burst";
+    tfh *src = open_subscribed(g_port, p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    redisContext *c = tft_redis_connect(g_port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    double before = messages_of("premium");
+    char json[512];
+    /* 100 updates of one key between two ticks, plus one of another key. */
+    for (int i = 1; i <= 100; i++) {
+        premium_json(json, sizeof json, "BTC", i * 0.01);
+        redisAppendCommand(c, "PUBLISH %s %s", "tft_rsub_burst:events:premium", json);
+    }
+    premium_json(json, sizeof json, "ETH", 7.0);
+    redisAppendCommand(c, "PUBLISH %s %s", "tft_rsub_burst:events:premium", json);
+    for (int i = 0; i < 101; i++) {
+        void *reply = NULL;
+        CU_ASSERT_EQUAL(redisGetReply(c, &reply), REDIS_OK);
+        CU_ASSERT(reply && ((redisReply *)reply)->integer == 1);
+        if (reply)
+            freeReplyObject(reply);
+    }
+    redisFree(c);
+    CU_ASSERT(wait_messages("premium", before, 101));
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 2);
+    CU_ASSERT_EQUAL(count_kind(out, "premium"), 2);
+    tf_record *btc = tfh_find(out, "premium", "symbol", "BTC");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(btc);
+    CU_ASSERT_EQUAL(tfh_double(btc, "premium_pct"), 1.0); /* the last of the burst */
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "premium", "symbol", "ETH"), "premium_pct"), 7.0);
+    tf_batch_destroy(out);
+    tfh_close(src);
+}
+
+static void test_subscribe_bounded(void)
+{
+    const char *p = "tft_rsub_max";
+    tfh *src = open_subscribed(g_port, p, ", max_pending: 3");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    double before = messages_of("premium"), lost = dropped();
+    static const char *const symbols[] = {"S1", "S2", "S3", "S4", "S5", "S3"};
+    char json[512];
+    for (int i = 0; i < 6; i++) {
+        premium_json(json, sizeof json, symbols[i], i + 1.0);
+        CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_max:events:premium", json), 1);
+    }
+    CU_ASSERT(wait_messages("premium", before, 6));
+    /* Keys S1..S5 then S3 again: S1 and S2 (least recently updated) made room for S4, S5. */
+    CU_ASSERT_EQUAL(dropped(), lost + 2);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 3);
+    CU_ASSERT_PTR_NULL(tfh_find(out, "premium", "symbol", "S1"));
+    CU_ASSERT_PTR_NULL(tfh_find(out, "premium", "symbol", "S2"));
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "premium", "symbol", "S3"), "premium_pct"), 6.0);
+    CU_ASSERT_PTR_NOT_NULL(tfh_find(out, "premium", "symbol", "S4"));
+    CU_ASSERT_PTR_NOT_NULL(tfh_find(out, "premium", "symbol", "S5"));
+    tf_batch_destroy(out);
+    tfh_close(src);
+}
+
+static void test_subscribe_resync_on_start(void)
+{
+    const char *p = "tft_rsub_start";
+    tfh *sink = open_sink(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
+    tf_batch *in = tf_batch_create();
+    add_fx(in, 1392.55);
+    add_premium(in, "bithumb", "binance", "BTC", 1.5);
+    add_premium(in, "bithumb", "okx", "BTC", 1.7);
+    add_ticker(in, "BTC");
+    CU_ASSERT_EQUAL(tfh_write(sink, in), TF_OK);
+    /* A value of a kind not subscribed to, and the position store's own key: not read. */
+    set_raw("tft_rsub_start:position:7", "{\"kind\": \"position\"}");
+
+    double before = resyncs();
+    tfh *src = open_source(p, "{subscribe: [premium, fx, position_live]}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT(resyncs() >= before + 1);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 3);
+    CU_ASSERT_EQUAL(count_kind(out, "premium"), 2);
+    tf_record *fx = tfh_find(out, "fx", NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fx);
+    json_t *a = tf_record_to_json(tf_batch_at(in, 0));
+    json_t *b = tf_record_to_json(fx);
+    CU_ASSERT(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+
+    /* Written through the sink: its event carries the same record to the next ticks. */
+    CU_ASSERT(wait_numsub(g_port, "tft_rsub_start:events:fx", 1));
+    tf_batch_clear(in);
+    add_fx(in, 1401.25);
+    CU_ASSERT_EQUAL(tfh_write(sink, in), TF_OK);
+    tf_batch_clear(out);
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+    fx = tfh_find(out, "fx", NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fx);
+    CU_ASSERT_EQUAL(tfh_double(fx, "rate"), 1401.25);
+    tf_batch_destroy(in);
+    tf_batch_destroy(out);
+    tfh_close(src);
+    tfh_close(sink);
+}
+
+static void test_subscribe_periodic_resync(void)
+{
+    const char *p = "tft_rsub_period";
+    tfh *src = open_source(p, "{subscribe: [premium], resync: 100ms}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 0);
+    /* SET without an event (a missed one): the periodic resync finds it. */
+    char json[512];
+    premium_json(json, sizeof json, "XRP", 0.5);
+    set_raw("tft_rsub_period:premium:bithumb:binance:XRP", json);
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+    CU_ASSERT_PTR_NOT_NULL(tfh_find(out, "premium", "symbol", "XRP"));
+    tf_batch_destroy(out);
+    tfh_close(src);
+}
+
+static void test_subscribe_survives_restart(void)
+{
+    tft_redis *red = tft_redis_start(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    const char *p = "tft_rsub_restart";
+    tfh *src = open_subscribed(red->port, p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    CU_ASSERT_EQUAL(subscribed(), 1.0);
+    char json[512];
+    premium_json(json, sizeof json, "BTC", 1.0);
+    CU_ASSERT_EQUAL(publish(red->port, "tft_rsub_restart:events:premium", json), 1);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+
+    tft_redis_stop(red);
+    tf_batch_clear(out);
+    /* Down: no records, and the tick says why only when a resync is due (none is). */
+    tfh_collect(src, out);
+    CU_ASSERT_EQUAL(tf_batch_count(out), 0);
+    double before = resyncs();
+    CU_ASSERT_EQUAL_FATAL(tft_redis_restart(red), 0);
+    /* Written while the source was not subscribed (Redis lost its data and the event has no
+     * subscriber): only the resync after the resubscription can find it. */
+    premium_json(json, sizeof json, "ETH", 2.0);
+    redisReply *r =
+        tft_redis_cmd(red->port, "SET %s %s", "tft_rsub_restart:premium:bithumb:binance:ETH", json);
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (r)
+        freeReplyObject(r);
+    CU_ASSERT(collect_until(src, out, 1, 15000));
+    CU_ASSERT_EQUAL(tf_batch_count(out), 1);
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "premium", "symbol", "ETH"), "premium_pct"), 2.0);
+    CU_ASSERT(resyncs() >= before + 1);
+
+    /* Subscribed again: events flow. */
+    CU_ASSERT(wait_numsub(red->port, "tft_rsub_restart:events:premium", 1));
+    CU_ASSERT_EQUAL(subscribed(), 1.0);
+    premium_json(json, sizeof json, "SOL", 3.0);
+    CU_ASSERT_EQUAL(publish(red->port, "tft_rsub_restart:events:premium", json), 1);
+    tf_batch_clear(out);
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+    CU_ASSERT_EQUAL(tfh_double(tfh_find(out, "premium", "symbol", "SOL"), "premium_pct"), 3.0);
+    tf_batch_destroy(out);
+    tfh_close(src);
+    tft_redis_destroy(red);
+}
+
+static void test_subscribe_stop_prompt(void)
+{
+    /* Subscribed and idle: the reader is waiting for a message. */
+    tfh *src = open_subscribed(g_port, "tft_rsub_stop", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    long long started = tft_mono_ms();
+    tfh_close(src);
+    long long took = tft_mono_ms() - started;
+    CU_ASSERT(took < 1500);
+    CU_ASSERT_EQUAL(numsub(g_port, "tft_rsub_stop:events:premium"), 0);
+
+    /* Redis unreachable: the reader is between attempts. */
+    tft_redis *red = tft_redis_start(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    int port = red->port;
+    tft_redis_destroy(red);
+    src = open_at(port, "source", "tft_rsub_stop", "{subscribe: [premium]}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    tf_batch *out = tf_batch_create();
+    double before = errors_of(TF_EREDIS);
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_EREDIS); /* the resync due at start failed */
+    CU_ASSERT_EQUAL(errors_of(TF_EREDIS), before + 1);
+    CU_ASSERT_EQUAL(subscribed(), 0.0);
+    tf_batch_destroy(out);
+    started = tft_mono_ms();
+    tfh_close(src);
+    CU_ASSERT(tft_mono_ms() - started < 1500);
+}
+
+static void test_subscribe_options_checked(void)
+{
+    const char *p = "tft_rsub_opt";
+    /* One way of reading at a time. */
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium], keys: [fx:USDKRW]}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium], patterns: ['premium:*']}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium], kind: premium}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{keys: [fx:USDKRW], resync: 1s}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{patterns: ['premium:*'], max_pending: 10}"));
+    /* Only kinds the sink keys, each once; a sane bound. */
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium, history]}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium, premium]}"));
+    CU_ASSERT_PTR_NULL(open_source(p, "{subscribe: [premium], max_pending: 0}"));
+    char msg[2048];
+    CU_ASSERT(
+        tfh_rejects("source", "redis", "{subscribe: [premium], resync: soon}", msg, sizeof msg));
+    /* A scalar is a one-item list. */
+    tfh *src = open_source(p, "{subscribe: premium, resync: 1m, max_pending: 10}");
+    CU_ASSERT_PTR_NOT_NULL(src);
+    tfh_close(src);
+}
+
 int main(void)
 {
     g_port = tft_shared_redis_port();
@@ -335,9 +761,12 @@ int main(void)
         fprintf(stderr, "no redis-server for the tests\n");
         return 1;
     }
-    redisReply *r = tft_redis_cmd(g_port, "EVAL %s 0",
-                                  "for _, k in ipairs(redis.call('KEYS', 'tft_rsrc_*')) do "
-                                  "redis.call('DEL', k) end return 0");
+    /* Leftovers of an earlier run (keys mode tft_rsrc_*, subscribe mode tft_rsub_*). */
+    redisReply *r =
+        tft_redis_cmd(g_port, "EVAL %s 0",
+                      "for _, p in ipairs({'tft_rsrc_*', 'tft_rsub_*'}) do "
+                      "for _, k in ipairs(redis.call('KEYS', p)) do redis.call('DEL', k) end end "
+                      "return 0");
     if (r)
         freeReplyObject(r);
     CU_TestInfo tests[] = {
@@ -348,6 +777,14 @@ int main(void)
         {"prefix glob characters are literal", test_prefix_is_literal},
         {"Redis down", test_redis_down},
         {"options checked", test_options_checked},
+        {"subscribe: an event reaches the next tick", test_subscribe_event_next_tick},
+        {"subscribe: a burst of one key is one record", test_subscribe_burst_coalesced},
+        {"subscribe: max_pending drops the oldest keys", test_subscribe_bounded},
+        {"subscribe: keys read at start, then events", test_subscribe_resync_on_start},
+        {"subscribe: periodic resync", test_subscribe_periodic_resync},
+        {"subscribe: Redis restart survived", test_subscribe_survives_restart},
+        {"subscribe: stop is prompt", test_subscribe_stop_prompt},
+        {"subscribe: options checked", test_subscribe_options_checked},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("source_redis", tests, NULL, NULL);

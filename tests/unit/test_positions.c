@@ -466,6 +466,102 @@ static void test_json(void)
     json_decref(j);
 }
 
+/* The JSON requests the HTTP API sends through the host table. */
+static void test_json_requests(void)
+{
+    new_prefix();
+    char err[512];
+    json_t *out = NULL;
+    json_t *req = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "symbol", "btc", "direction",
+                            "long_krw_short_global", "size", 0.5, "krw_price", 136850000.0,
+                            "global_price", 95012.30, "usdkrw", 1402.5);
+    CU_ASSERT_EQUAL_FATAL(tf_position_open_json(redis, prefix, req, &out, err, sizeof err), TF_OK);
+    json_decref(req);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out, "id")), "pos-1");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out, "symbol")), "BTC");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out, "krw_exchange")), "bithumb");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out, "global_exchange")), "binance");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out, "status")), "open");
+    json_decref(out);
+
+    /* Refusals name the field. */
+    const char *bad[][2] = {
+        {"{\"direction\":\"long_krw_short_global\",\"size\":1}", "symbol: expected a string"},
+        {"{\"symbol\":\"BTC\",\"direction\":\"up\",\"size\":1}", "direction: expected"},
+        {"{\"symbol\":\"BTC\",\"direction\":\"long_krw_short_global\"}", "size: expected"},
+        {"{\"symbol\":\"BTC\",\"direction\":\"long_krw_short_global\",\"size\":\"1\"}",
+         "size: expected a number > 0, found a string"},
+        {"{\"symbol\":\"BTC\",\"direction\":\"long_krw_short_global\",\"size\":1,"
+         "\"krw_price\":1}",
+         "expected krw_price, global_price and usdkrw together"},
+        {"{\"symbol\":\"BTC\",\"direction\":\"long_krw_short_global\",\"size\":1,"
+         "\"krw_prics\":1}",
+         "krw_prics: expected one of"},
+        {"[1]", "body: expected a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *r = json_loads(bad[i][0], 0, NULL);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(tf_position_open_json(redis, prefix, r, &out, err, sizeof err), TF_EINVAL);
+        CU_ASSERT_PTR_NULL(out);
+        if (!strstr(err, bad[i][1]))
+            fprintf(stderr, "\n  case %zu: expected \"%s\" in \"%s\"\n", i, bad[i][1], err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][1]));
+        json_decref(r);
+    }
+
+    /* Without prices: no premium in Redis is "no fresh data"; then the executable prices. */
+    req = json_pack("{s:s, s:s, s:f}", "symbol", "BTC", "direction", "short_krw_long_global",
+                    "size", 0.1);
+    CU_ASSERT_EQUAL(tf_position_open_json(redis, prefix, req, &out, err, sizeof err), TF_EVALUE);
+    set_key("premium:bithumb:binance:BTC",
+            "{\"krw_bid\":137900000,\"krw_ask\":137950000,\"global_bid\":95050.0,"
+            "\"global_ask\":95100.0,\"usdkrw\":1403.0,\"stale\":false}");
+    CU_ASSERT_EQUAL_FATAL(tf_position_open_json(redis, prefix, req, &out, err, sizeof err), TF_OK);
+    json_decref(req);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(out, "entry_krw_price")), 137900000);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(out, "entry_global_price")), 95100.0);
+    json_decref(out);
+
+    /* get and list carry the live value when the sink holds one. */
+    set_key("position:pos-1:live", "{\"pnl_krw\":1.5}");
+    CU_ASSERT_EQUAL_FATAL(tf_position_get_json(redis, prefix, "pos-1", &out), TF_OK);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(json_object_get(out, "live"), "pnl_krw")), 1.5);
+    json_decref(out);
+    CU_ASSERT_EQUAL(tf_position_get_json(redis, prefix, "pos-77", &out), TF_ENOTFOUND);
+    CU_ASSERT_EQUAL(tf_position_get_json(redis, prefix, "77", &out), TF_ENOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(tf_position_list_json(redis, prefix, false, &out), TF_OK);
+    CU_ASSERT_EQUAL(json_array_size(out), 2);
+    CU_ASSERT_PTR_NOT_NULL(json_object_get(json_array_get(out, 0), "live"));
+    CU_ASSERT_PTR_NULL(json_object_get(json_array_get(out, 1), "live"));
+    json_decref(out);
+
+    /* close: at the body's prices, then refused as already closed; unknown ids not found. */
+    json_t *fill = json_pack("{s:f, s:f, s:f}", "krw_price", 137900000.0, "global_price", 95100.0,
+                             "usdkrw", 1403.0);
+    CU_ASSERT_EQUAL_FATAL(
+        tf_position_close_json(redis, prefix, "pos-1", fill, &out, err, sizeof err), TF_OK);
+    assert_close(json_real_value(json_object_get(out, "realized_pnl_krw")), 463478.45);
+    json_decref(out);
+    CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "pos-1", fill, &out, err, sizeof err),
+                    TF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "expected an open position"));
+    CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "pos-9", fill, &out, err, sizeof err),
+                    TF_ENOTFOUND);
+    CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "x", fill, &out, err, sizeof err),
+                    TF_ENOTFOUND);
+    json_decref(fill);
+    /* pos-2 (short) at the premium's exit side: krw_ask / global_bid. */
+    CU_ASSERT_EQUAL_FATAL(
+        tf_position_close_json(redis, prefix, "pos-2", NULL, &out, err, sizeof err), TF_OK);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(out, "exit_krw_price")), 137950000);
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(out, "exit_global_price")), 95050.0);
+    json_decref(out);
+    CU_ASSERT_EQUAL_FATAL(tf_position_list_json(redis, prefix, true, &out), TF_OK);
+    CU_ASSERT_EQUAL(json_array_size(out), 2);
+    json_decref(out);
+}
+
 static int suite_init(void)
 {
     port = tft_shared_redis_port();
@@ -498,6 +594,7 @@ int main(void)
         {"premium book from Redis", test_book},
         {"Redis down", test_redis_down},
         {"JSON", test_json},
+        {"JSON requests (the HTTP API)", test_json_requests},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("positions", tests, suite_init, suite_cleanup);

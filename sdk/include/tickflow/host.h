@@ -221,6 +221,14 @@ typedef struct tf_host {
     /* Array of positions (open ones; every one with `all`), each as position_get returns. */
     int (*position_list)(tf_instance *self, tf_redis *r, bool all, json_t **out);
 
+    /* --- Redis Pub/Sub. For a connection from redis_open that was sent SUBSCRIBE: waits up to
+     * timeout_ms for the next message. TF_OK and *reply set (free with redis_reply_free);
+     * TF_ETIMEOUT when none came (the connection stays up: silence is normal on a subscription,
+     * so a reader that must notice a stop request loops on a short timeout); TF_EREDIS when not
+     * connected or the connection failed (dropped: the next redis_command reconnects, and the
+     * subscription must then be sent again). --- */
+    int (*redis_read_reply)(tf_redis *r, int64_t timeout_ms, void **reply);
+
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;
 

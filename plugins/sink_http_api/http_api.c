@@ -1,0 +1,224 @@
+/*
+ * `http_api` sink: the API role's HTTP server. Each batch (from the redis source: premiums,
+ * tickers, fx, live positions) updates an in-memory snapshot whose responses are rendered once
+ * per update, so a read costs no Redis round trip; history and positions go to Redis through a
+ * small connection pool. Also streams premium updates as Server-Sent Events. The endpoints are
+ * in docs/api.md and docs/openapi.yaml.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tickflow/tickflow.h>
+
+#include "api_redis.h"
+#include "api_server.h"
+#include "api_snapshot.h"
+#include "api_sse.h"
+
+typedef struct http_api {
+    const tf_host *host; /* borrowed, outlives the instance */
+    tf_instance *self;   /* borrowed */
+    int64_t stale_after_ms;
+    api_snapshot *snap; /* owned */
+    api_redis *redis;   /* owned */
+    api_sse *sse;       /* owned */
+    api_server *server; /* owned */
+} http_api;
+
+static const tf_option_def options[] = {
+    {"listen", TF_OPT_STRING, "127.0.0.1:8080", 0,
+     "Address to listen on: host:port or [v6]:port; port 0 picks a free one (see port_file)", 0,
+     NULL},
+    {"port_file", TF_OPT_STRING, NULL, 0,
+     "File that receives the bound port once listening (for tests and port 0)", 0, NULL},
+    {"threads", TF_OPT_INT, "2", 0, "Request threads (libmicrohttpd thread pool), 1-64", 0, NULL},
+    {"connection_timeout", TF_OPT_DURATION, "10s", 0,
+     "A connection idle this long (a request not completed, a response not read) is closed; "
+     "whole seconds, 1s-1h",
+     0, NULL},
+    {"per_ip_limit", TF_OPT_INT, "32", 0, "Most connections from one IP address at a time", 0,
+     NULL},
+    {"max_connections", TF_OPT_INT, "1024", 0, "Most connections at a time", 0, NULL},
+    {"max_body", TF_OPT_INT, "16384", 0,
+     "Largest request body in bytes (POST /v1/positions...); larger ones get 413", 0, NULL},
+    {"stale_after", TF_OPT_DURATION, "5s", 0,
+     "A premium older than this (now - ts, at request time) is served with stale: true", 0, NULL},
+    {"sse_keepalive", TF_OPT_DURATION, "15s", 0,
+     "Interval of the comment lines that keep idle event streams open", 0, NULL},
+    {"sse_queue", TF_OPT_INT, "256", 0,
+     "Events a stream client may have waiting; a client further behind is dropped", 0, NULL},
+    {"sse_replay", TF_OPT_INT, "1000", 0,
+     "Most history entries replayed to a client that resumes with Last-Event-ID", 0, NULL},
+    {"sse_max_clients", TF_OPT_INT, "256", 0, "Most event stream clients at a time; more get 503",
+     0, NULL},
+    {"prefix", TF_OPT_STRING, NULL, 0,
+     "Redis key prefix of the history streams (default: the runtime's redis.prefix)", 0, NULL},
+    {NULL, 0, NULL, 0, NULL, 0, NULL},
+};
+
+/* An integer option within [min, max], or false after logging what was expected. */
+static bool int_in(const http_api *a, const tf_options *o, const char *name, int64_t min,
+                   int64_t max, int64_t *out)
+{
+    *out = a->host->opt_int(o, name);
+    if (*out >= min && *out <= max)
+        return true;
+    a->host->log(a->self, TF_LOG_ERROR,
+                 "option %s: expected an integer from %" PRId64 " to %" PRId64 ", found %" PRId64,
+                 name, min, max, *out);
+    return false;
+}
+
+static bool duration_in(const http_api *a, const tf_options *o, const char *name, int64_t min_ms,
+                        int64_t max_ms, int64_t *out)
+{
+    *out = a->host->opt_duration_ms(o, name);
+    if (*out >= min_ms && *out <= max_ms)
+        return true;
+    a->host->log(a->self, TF_LOG_ERROR,
+                 "option %s: expected a duration from %" PRId64 "ms to %" PRId64
+                 "ms, found %" PRId64 "ms",
+                 name, min_ms, max_ms, *out);
+    return false;
+}
+
+#define HOUR_MS (3600 * 1000)
+
+typedef struct settings {
+    int64_t threads, timeout_ms, per_ip, max_conn, max_body, stale_ms;
+    int64_t keepalive_ms, queue, replay, max_clients;
+} settings;
+
+static bool read_settings(const http_api *a, const tf_options *o, settings *st)
+{
+    return int_in(a, o, "threads", 1, 64, &st->threads) &&
+           duration_in(a, o, "connection_timeout", 1000, HOUR_MS, &st->timeout_ms) &&
+           int_in(a, o, "per_ip_limit", 1, 65536, &st->per_ip) &&
+           int_in(a, o, "max_connections", 1, 65536, &st->max_conn) &&
+           int_in(a, o, "max_body", 0, 16 * 1024 * 1024, &st->max_body) &&
+           duration_in(a, o, "stale_after", 1, 24 * HOUR_MS, &st->stale_ms) &&
+           duration_in(a, o, "sse_keepalive", 100, HOUR_MS, &st->keepalive_ms) &&
+           int_in(a, o, "sse_queue", 1, 1000000, &st->queue) &&
+           int_in(a, o, "sse_replay", 0, 100000, &st->replay) &&
+           int_in(a, o, "sse_max_clients", 1, 65536, &st->max_clients);
+}
+
+static void api_destroy(void *instance)
+{
+    http_api *a = instance;
+    if (!a)
+        return;
+    api_server_stop(a->server); /* first: no request thread may touch what follows */
+    api_sse_destroy(a->sse);
+    api_redis_destroy(a->redis);
+    api_snapshot_destroy(a->snap);
+    free(a);
+}
+
+static int start(http_api *a, const tf_options *o, const settings *st)
+{
+    const tf_host *h = a->host;
+    static const char *const no_labels[] = {NULL};
+    api_sse_config sc = {
+        .max_clients = (size_t)st->max_clients,
+        .queue = (size_t)st->queue,
+        .replay = (size_t)st->replay,
+        .keepalive_ms = st->keepalive_ms,
+        .clients = h->metric_register(a->self, TF_METRIC_GAUGE, "tickflow_api_sse_clients",
+                                      "Connected Server-Sent Events clients", no_labels, NULL, 0),
+        .dropped = h->metric_register(a->self, TF_METRIC_COUNTER, "tickflow_api_sse_dropped_total",
+                                      "Event stream clients dropped because their queue overflowed",
+                                      no_labels, NULL, 0),
+    };
+    a->snap = api_snapshot_create(h, a->self);
+    a->redis = api_redis_create(h, a->self, (size_t)st->threads + 1);
+    a->sse = api_sse_create(h, a->self, &sc);
+    if (!a->snap || !a->redis || !a->sse)
+        return TF_ENOMEM;
+    const char *prefix = h->opt_string(o, "prefix");
+    api_server_config cfg = {
+        .listen = h->opt_string(o, "listen"),
+        .port_file = h->opt_string(o, "port_file"),
+        .threads = (unsigned)st->threads,
+        /* libmicrohttpd counts whole seconds: round up so 1500ms never means 1s. */
+        .connection_timeout_s = (unsigned)((st->timeout_ms + 999) / 1000),
+        .per_ip_limit = (unsigned)st->per_ip,
+        .max_connections = (unsigned)st->max_conn,
+        .max_body = (size_t)st->max_body,
+        .stale_after_ms = st->stale_ms,
+        .replay_max = (size_t)st->replay,
+        .prefix = prefix && prefix[0] ? prefix : h->redis_prefix(a->self),
+    };
+    char err[512] = "";
+    a->server = api_server_start(h, a->self, &cfg, a->snap, a->sse, a->redis, err, sizeof err);
+    if (!a->server) {
+        h->log(a->self, TF_LOG_ERROR, "%s", err);
+        return TF_EINVAL;
+    }
+    const char *listen = cfg.listen;
+    const char *colon = strrchr(listen, ':');
+    h->log(a->self, TF_LOG_INFO, "API listening on http://%.*s:%d", (int)(colon - listen), listen,
+           api_server_port(a->server));
+    return TF_OK;
+}
+
+static int api_init(const tf_host *host, tf_instance *self, const tf_options *opts, void **instance)
+{
+    http_api *a = calloc(1, sizeof *a);
+    if (!a)
+        return TF_ENOMEM;
+    a->host = host;
+    a->self = self;
+    settings st;
+    int rc = read_settings(a, opts, &st) ? TF_OK : TF_EINVAL;
+    if (rc == TF_OK)
+        rc = start(a, opts, &st);
+    if (rc != TF_OK) {
+        api_destroy(a);
+        return rc;
+    }
+    a->stale_after_ms = st.stale_ms;
+    *instance = a;
+    return TF_OK;
+}
+
+/* A premium changed: one event frame, rendered once and queued to every stream client. */
+static void premium_changed(void *arg, const api_premium *p, const char *history_id)
+{
+    http_api *a = arg;
+    char id[API_EVENT_ID_MAX];
+    if (history_id && strlen(history_id) < sizeof id)
+        snprintf(id, sizeof id, "%s", history_id);
+    else
+        snprintf(id, sizeof id, "%" PRIu64, api_sse_next_id(a->sse));
+    api_buf b = {0};
+    api_premium_render(&b, p, api_premium_age(p, a->host->now_ms(), a->stale_after_ms));
+    api_event *e = b.oom ? NULL : api_event_new(id, "premium", b.p, b.len);
+    api_buf_free(&b);
+    if (e)
+        api_sse_publish(a->sse, e);
+    api_event_release(e);
+}
+
+static int api_write(void *instance, const tf_tick *tick, const tf_batch *batch)
+{
+    (void)tick;
+    http_api *a = instance;
+    api_server_register_metrics(a->server);
+    return api_snapshot_apply(a->snap, batch, premium_changed, a);
+}
+
+TF_PLUGIN_EXPORT const tf_plugin_descriptor tickflow_plugin = {
+    TF_PLUGIN_HEADER,
+    .name = "http_api",
+    .kind = TF_KIND_SINK,
+    .description = "Serves the latest premiums, tickers, FX and positions over HTTP (JSON, "
+                   "Server-Sent Events) from an in-memory snapshot",
+    .version = "0.1.0",
+    .options = options,
+    .init = api_init,
+    .destroy = api_destroy,
+    .write = api_write,
+};

@@ -1,0 +1,1030 @@
+/*
+ * The `http_api` sink over real HTTP (libcurl and raw sockets) against a real redis-server:
+ * every endpoint, each bad parameter, 404/405/413, ETag and 304, staleness computed at request
+ * time, /readyz, the connection timeout on a stalled client, history from streams, Server-Sent
+ * Events (two live updates, resume with Last-Event-ID), positions, request metrics.
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tf_common.h"
+#include "tf_metrics.h"
+#include "tf_plugin_harness.h"
+#include "tf_record.h"
+#include "tf_test.h"
+
+#define TIMEOUT_S   1    /* connection_timeout of the suite's server */
+#define SLACK_MS    2500 /* libmicrohttpd checks timeouts on whole seconds */
+#define STALE_AFTER 5000 /* the default stale_after */
+
+static int g_redis_port;
+static char g_prefix[64];
+static char *g_dir;
+static tfh *g_api;
+static int g_port;
+
+/* ---- helpers: server ---- */
+
+static bool file_exists(void *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static int read_port(const char *path)
+{
+    if (!tft_wait_until(file_exists, (void *)path, 5000))
+        return -1;
+    char *text = tft_read_file(path, NULL);
+    int port = text ? atoi(text) : -1;
+    free(text);
+    return port;
+}
+
+/* Opens an http_api sink with `extra` options, listening on an ephemeral port unless `listen`
+ * is given; sets *port. */
+static tfh *open_api_at(const char *name, const char *listen, const char *extra, int *port)
+{
+    char path[512], with[1024], runtime[256];
+    snprintf(path, sizeof path, "%s/%s.port", g_dir, name);
+    unlink(path);
+    snprintf(with, sizeof with, "{listen: '%s', port_file: '%s'%s%s}",
+             listen ? listen : "127.0.0.1:0", path, extra ? ", " : "", extra ? extra : "");
+    snprintf(runtime, sizeof runtime, "redis: {url: 'redis://127.0.0.1:%d/0', prefix: '%s'}\n",
+             g_redis_port, g_prefix);
+    tfh *h = tfh_open("sink", "http_api", with, runtime);
+    *port = h ? read_port(path) : -1;
+    return h;
+}
+
+static tfh *open_api(const char *name, const char *extra, int *port)
+{
+    return open_api_at(name, NULL, extra, port);
+}
+
+/* ---- helpers: records ---- */
+
+static void add_premium_at(tf_batch *b, const char *symbol, const char *krw, double pct, int64_t ts)
+{
+    tf_record *r = tf_record_new(b, "premium");
+    tf_record_set_string(r, "symbol", symbol);
+    tf_record_set_string(r, "krw_exchange", krw);
+    tf_record_set_string(r, "global_exchange", "binance");
+    tf_record_set_string(r, "global_quote", "USDT");
+    tf_record_set_double(r, "krw_price", 136850000.0);
+    tf_record_set_double(r, "global_price", 95012.35);
+    tf_record_set_double(r, "usdkrw", 1392.55);
+    tf_record_set_double(r, "premium_pct", pct);
+    tf_record_set_ts(r, "ts", ts);
+    tf_record_set_int(r, "age_ms", 12);
+    tf_record_set_bool(r, "stale", false);
+}
+
+static void add_premium(tf_batch *b, const char *symbol, const char *krw, double pct)
+{
+    add_premium_at(b, symbol, krw, pct, tf_now_ms());
+}
+
+static void add_ticker(tf_batch *b, const char *exchange, const char *symbol, double last)
+{
+    tf_record *r = tf_record_new(b, "ticker");
+    tf_record_set_string(r, "exchange", exchange);
+    tf_record_set_string(r, "market", "spot");
+    tf_record_set_string(r, "symbol", symbol);
+    tf_record_set_string(r, "quote", "KRW");
+    tf_record_set_double(r, "last", last);
+    tf_record_set_double(r, "bid", last - 1000);
+    tf_record_set_double(r, "ask", last + 1000);
+    tf_record_set_ts(r, "ts_exchange", 1795428930000);
+    tf_record_set_ts(r, "ts_received", 1795428930123);
+}
+
+static void add_fx(tf_batch *b, double rate)
+{
+    tf_record *r = tf_record_new(b, "fx");
+    tf_record_set_string(r, "pair", "USDKRW");
+    tf_record_set_double(r, "rate", rate);
+    tf_record_set_string(r, "provider", "dunamu");
+    tf_record_set_ts(r, "ts_provider", 1795428600000);
+    tf_record_set_ts(r, "ts_received", 1795428600321);
+}
+
+/* Writes one batch built by `fill` to the sink. */
+static void write_batch(tfh *h, void (*fill)(tf_batch *, void *), void *arg)
+{
+    tf_batch *b = tf_batch_create();
+    fill(b, arg);
+    CU_ASSERT_EQUAL(tfh_write(h, b), TF_OK);
+    tf_batch_destroy(b);
+}
+
+/* ---- helpers: HTTP ---- */
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char etag[128];
+    char allow[64];
+    char cache[64];
+    char ctype[64];
+    char location[128];
+} resp;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    resp *r = arg;
+    size_t len = size * n;
+    char *q = realloc(r->body, r->len + len + 1);
+    if (!q)
+        return 0;
+    memcpy(q + r->len, p, len);
+    r->body = q;
+    r->len += len;
+    q[r->len] = '\0';
+    return len;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return;
+    const char *v = line + n + 1;
+    while (*v == ' ')
+        v++;
+    size_t vlen = len - (size_t)(v - line);
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+        vlen--;
+    snprintf(out, size, "%.*s", (int)vlen, v);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    resp *r = arg;
+    size_t len = size * n;
+    header_value(p, len, "ETag", r->etag, sizeof r->etag);
+    header_value(p, len, "Allow", r->allow, sizeof r->allow);
+    header_value(p, len, "Cache-Control", r->cache, sizeof r->cache);
+    header_value(p, len, "Content-Type", r->ctype, sizeof r->ctype);
+    header_value(p, len, "Location", r->location, sizeof r->location);
+    return len;
+}
+
+/* One request to the server on `port`; `header` is one extra "Name: value" or NULL. */
+static void http_at(int port, const char *method, const char *path, const char *body,
+                    const char *header, resp *out)
+{
+    memset(out, 0, sizeof *out);
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    if (header)
+        hdrs = curl_slist_append(hdrs, header);
+    if (body)
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "%s %s: %s\n", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+}
+
+static void http(const char *method, const char *path, const char *body, resp *out)
+{
+    http_at(g_port, method, path, body, NULL, out);
+}
+
+static json_t *body_json(const resp *r)
+{
+    return r->body ? json_loads(r->body, 0, NULL) : NULL;
+}
+
+/* GET path and parse the body; asserts the status. */
+static json_t *get_json(const char *path, long status)
+{
+    resp r;
+    http("GET", path, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, status);
+    if (r.status != status)
+        fprintf(stderr, "GET %s: %ld %s\n", path, r.status, r.body ? r.body : "");
+    json_t *j = body_json(&r);
+    free(r.body);
+    return j;
+}
+
+/* Asserts an error reply: status, code, and a message containing `needle`. */
+static void expect_error(const char *method, const char *path, const char *body, long status,
+                         const char *code, const char *needle)
+{
+    resp r;
+    http(method, path, body, &r);
+    json_t *j = body_json(&r);
+    const char *got_code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    CU_ASSERT_EQUAL(r.status, status);
+    CU_ASSERT(got_code && strcmp(got_code, code) == 0);
+    CU_ASSERT(msg && (!needle || strstr(msg, needle)));
+    if (r.status != status || !msg || (needle && !strstr(msg, needle)))
+        fprintf(stderr, "%s %s: expected %ld %s '%s', got %ld %s\n", method, path, status, code,
+                needle ? needle : "", r.status, r.body ? r.body : "");
+    json_decref(j);
+    free(r.body);
+}
+
+/* The first element of data[] whose krw_exchange is `krw`. */
+static const json_t *find_pair(const json_t *j, const char *krw)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(j, "data"), i, p)
+    {
+        const char *k = json_string_value(json_object_get(p, "krw_exchange"));
+        if (k && strcmp(k, krw) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* ---- raw sockets (stalled clients, event streams) ---- */
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    return send(fd, text, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+typedef struct stream {
+    int fd;
+    char buf[65536];
+    size_t len;
+    bool eof;
+} stream;
+
+/* Reads until `needle` appears after offset `from` or timeout_ms passes. */
+static const char *stream_wait(stream *s, size_t from, const char *needle, int timeout_ms)
+{
+    long long until = tft_mono_ms() + timeout_ms;
+    for (;;) {
+        const char *hit = from <= s->len ? strstr(s->buf + from, needle) : NULL;
+        if (hit)
+            return hit;
+        long long left = until - tft_mono_ms();
+        if (left <= 0 || s->eof || s->len + 1 >= sizeof s->buf)
+            return NULL;
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = recv(s->fd, s->buf + s->len, sizeof s->buf - 1 - s->len, 0);
+        if (n <= 0) {
+            s->eof = true;
+            continue;
+        }
+        s->len += (size_t)n;
+        s->buf[s->len] = '\0';
+    }
+}
+
+/* Opens GET /v1/stream (HTTP/1.0: no chunked framing) with an optional Last-Event-ID. */
+static bool stream_open(stream *s, int port, const char *last_id)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = connect_port(port);
+    if (s->fd < 0)
+        return false;
+    char req[256];
+    snprintf(req, sizeof req, "GET /v1/stream HTTP/1.0\r\nHost: t\r\n%s%s%s\r\n",
+             last_id ? "Last-Event-ID: " : "", last_id ? last_id : "", last_id ? "\r\n" : "");
+    return send_all(s->fd, req) && stream_wait(s, 0, "retry: 2000\n\n", 5000) != NULL;
+}
+
+/* The `id:` of the event frame that contains `needle`, from offset `from`. */
+static bool frame_id(const stream *s, const char *hit, char *id, size_t size)
+{
+    const char *start = hit;
+    while (start > s->buf && !(start[-1] == '\n' && start - 1 > s->buf && start[-2] == '\n'))
+        start--;
+    if (strncmp(start, "id: ", 4) != 0)
+        return false;
+    const char *end = strchr(start, '\n');
+    snprintf(id, size, "%.*s", (int)(end - start - 4), start + 4);
+    return true;
+}
+
+/* ---- tests ---- */
+
+static void fill_main(tf_batch *b, void *arg)
+{
+    (void)arg;
+    add_premium(b, "BTC", "bithumb", 3.25);
+    add_premium(b, "BTC", "upbit", 3.5);
+    add_premium(b, "ETH", "bithumb", 2.75);
+    add_ticker(b, "bithumb", "BTC", 136850000.0);
+    add_ticker(b, "upbit", "BTC", 136900000.0);
+    add_fx(b, 1392.55);
+}
+
+static void test_healthz(void)
+{
+    json_t *j = get_json("/healthz", 200);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+}
+
+static void test_premium_all_and_filters(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    resp r;
+    http("GET", "/v1/premium", NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.cache, "max-age=1");
+    CU_ASSERT_STRING_EQUAL(r.ctype, "application/json");
+    CU_ASSERT(strncmp(r.etag, "W/\"", 3) == 0);
+    json_t *j = body_json(&r);
+    CU_ASSERT(json_array_size(json_object_get(j, "data")) >= 3);
+    json_decref(j);
+    free(r.body);
+
+    j = get_json("/v1/premium?symbol=eth", 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);
+    const json_t *p = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "symbol")), "ETH");
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(p, "premium_pct")), 2.75, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(p, "global_price")), 95012.35, 1e-9);
+    CU_ASSERT(json_is_integer(json_object_get(p, "age_ms")));
+    CU_ASSERT(json_integer_value(json_object_get(p, "age_ms")) >= 0);
+    CU_ASSERT(json_integer_value(json_object_get(p, "age_ms")) < STALE_AFTER);
+    CU_ASSERT(json_is_false(json_object_get(p, "stale")));
+    CU_ASSERT_PTR_NULL(json_object_get(p, "kind"));
+    CU_ASSERT_PTR_NULL(json_object_get(p, "v"));
+    json_decref(j);
+
+    j = get_json("/v1/premium?symbol=BTC&krw_exchange=upbit", 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);
+    CU_ASSERT_PTR_NOT_NULL(find_pair(j, "upbit"));
+    json_decref(j);
+    j = get_json("/v1/premium?symbol=BTC&global_exchange=okx", 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 0);
+    json_decref(j);
+}
+
+static void test_premium_symbol(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    json_t *j = get_json("/v1/premium/btc", 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 2);
+    const json_t *up = find_pair(j, "upbit");
+    CU_ASSERT_PTR_NOT_NULL(up);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(up, "premium_pct")), 3.5, 1e-12);
+    json_decref(j);
+    expect_error("GET", "/v1/premium/DOGE", NULL, 404, "not_found", "DOGE");
+}
+
+static void test_tickers_and_fx(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    json_t *j = get_json("/v1/tickers", 200);
+    CU_ASSERT(json_array_size(json_object_get(j, "data")) >= 2);
+    json_decref(j);
+    j = get_json("/v1/tickers/BITHUMB/btc", 200);
+    const json_t *t = json_object_get(j, "data");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(t, "exchange")), "bithumb");
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(t, "last")), 136850000.0, 1e-6);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(t, "ts_exchange")), 1795428930000);
+    json_decref(j);
+    expect_error("GET", "/v1/tickers/bithumb/DOGE", NULL, 404, "not_found", "bithumb DOGE");
+    j = get_json("/v1/fx", 200);
+    const json_t *fx = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(fx, "pair")), "USDKRW");
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(fx, "rate")), 1392.55, 1e-9);
+    json_decref(j);
+}
+
+static void test_bad_parameters(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    expect_error("GET", "/v1/premium/B$C", NULL, 400, "bad_parameter", "parameter symbol");
+    expect_error("GET", "/v1/premium?symbol=B%20C", NULL, 400, "bad_parameter", "parameter symbol");
+    expect_error("GET", "/v1/premium?krw_exchange=a%2Fb", NULL, 400, "bad_parameter",
+                 "parameter krw_exchange");
+    expect_error("GET", "/v1/premium?global_exchange=", NULL, 400, "bad_parameter",
+                 "parameter global_exchange");
+    expect_error("GET", "/v1/premium?foo=1", NULL, 400, "bad_parameter", "parameter foo");
+    expect_error("GET", "/v1/tickers?symbol=BTC", NULL, 400, "bad_parameter", "parameter symbol");
+    expect_error("GET", "/v1/tickers/bit$hub/BTC", NULL, 400, "bad_parameter",
+                 "parameter exchange");
+    expect_error("GET", "/v1/premium/BTC/history?limit=0", NULL, 400, "bad_parameter",
+                 "parameter limit");
+    expect_error("GET", "/v1/premium/BTC/history?limit=1001", NULL, 400, "bad_parameter",
+                 "parameter limit");
+    expect_error("GET", "/v1/premium/BTC/history?from=abc", NULL, 400, "bad_parameter",
+                 "parameter from");
+    expect_error("GET", "/v1/premium/BTC/history?to=-5", NULL, 400, "bad_parameter",
+                 "parameter to");
+    expect_error("GET", "/v1/premium/BTC/history?from=2000&to=1000", NULL, 400, "bad_parameter",
+                 "parameter from");
+    expect_error("GET", "/v1/positions?all=maybe", NULL, 400, "bad_parameter", "parameter all");
+    expect_error("GET", "/v1/positions/a$b", NULL, 400, "bad_parameter", "parameter id");
+    char long_symbol[80];
+    memset(long_symbol, 'A', sizeof long_symbol - 1);
+    long_symbol[sizeof long_symbol - 1] = '\0';
+    char path[128];
+    snprintf(path, sizeof path, "/v1/premium/%s", long_symbol);
+    expect_error("GET", path, NULL, 400, "bad_parameter", "parameter symbol");
+}
+
+static void test_unknown_route_and_method(void)
+{
+    expect_error("GET", "/nope", NULL, 404, "not_found", "/nope");
+    expect_error("GET", "/v1/premium/BTC/nope", NULL, 404, "not_found", NULL);
+    expect_error("GET", "/v1//premium", NULL, 404, "not_found", NULL);
+    expect_error("GET", "/v1/premium/", NULL, 404, "not_found", NULL);
+
+    resp r;
+    http("POST", "/v1/premium", "{}", &r);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET");
+    free(r.body);
+    http("DELETE", "/v1/positions", NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET, POST");
+    free(r.body);
+    http("GET", "/v1/positions/7/close", NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.allow, "POST");
+    free(r.body);
+}
+
+static void test_body_too_large(void)
+{
+    size_t n = 20 * 1024; /* max_body is 16 KiB */
+    char *body = malloc(n + 1);
+    memset(body, ' ', n);
+    body[0] = '{';
+    body[n - 1] = '}';
+    body[n] = '\0';
+    expect_error("POST", "/v1/positions", body, 413, "payload_too_large", "max_body");
+    free(body);
+    resp r;
+    http_at(g_port, "POST", "/v1/positions", "{}", "Content-Type: text/plain", &r);
+    /* libcurl sends both Content-Type headers; ours is the first */
+    CU_ASSERT(r.status == 415 || r.status == 503);
+    free(r.body);
+}
+
+static void test_etag_304(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    const char *paths[] = {"/v1/tickers", "/v1/tickers/bithumb/BTC", "/v1/fx", "/v1/premium/BTC",
+                           "/v1/premium"};
+    for (size_t i = 0; i < TF_ARRAY_LEN(paths); i++) {
+        resp a, b;
+        http("GET", paths[i], NULL, &a);
+        CU_ASSERT_EQUAL(a.status, 200);
+        CU_ASSERT(a.etag[0] != '\0');
+        char inm[160];
+        snprintf(inm, sizeof inm, "If-None-Match: \"zzz\", %s", a.etag);
+        http_at(g_port, "GET", paths[i], NULL, inm, &b);
+        CU_ASSERT_EQUAL(b.status, 304);
+        CU_ASSERT_EQUAL(b.len, 0);
+        CU_ASSERT_STRING_EQUAL(b.etag, a.etag);
+        if (b.status != 304)
+            fprintf(stderr, "%s: If-None-Match %s got %ld\n", paths[i], a.etag, b.status);
+        free(a.body);
+        free(b.body);
+    }
+    /* A changed value is a new representation: the old tag no longer matches. */
+    resp a, b;
+    http("GET", "/v1/tickers/bithumb/BTC", NULL, &a);
+    tf_batch *batch = tf_batch_create();
+    add_ticker(batch, "bithumb", "BTC", 137000000.0);
+    CU_ASSERT_EQUAL(tfh_write(g_api, batch), TF_OK);
+    tf_batch_destroy(batch);
+    char inm[160];
+    snprintf(inm, sizeof inm, "If-None-Match: %s", a.etag);
+    http_at(g_port, "GET", "/v1/tickers/bithumb/BTC", NULL, inm, &b);
+    CU_ASSERT_EQUAL(b.status, 200);
+    CU_ASSERT_STRING_NOT_EQUAL(b.etag, a.etag);
+    free(a.body);
+    free(b.body);
+}
+
+static void fill_old(tf_batch *b, void *arg)
+{
+    (void)arg;
+    add_premium_at(b, "OLD", "bithumb", 1.0, tf_now_ms() - 6000);
+}
+
+static void test_staleness_at_request_time(void)
+{
+    write_batch(g_api, fill_old, NULL);
+    json_t *j = get_json("/v1/premium?symbol=OLD", 200);
+    const json_t *p = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT(json_is_true(json_object_get(p, "stale")));
+    CU_ASSERT(json_integer_value(json_object_get(p, "age_ms")) >= 6000);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "stale_reason")), "age");
+    json_decref(j);
+    expect_error("GET", "/v1/premium/OLD", NULL, 503, "no_fresh_data", "OLD");
+}
+
+static void test_readyz(void)
+{
+    int port = 0;
+    tfh *h = open_api("ready", NULL, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    resp r;
+    http_at(port, "GET", "/readyz", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "no fresh premium"));
+    free(r.body);
+    write_batch(h, fill_old, NULL);
+    http_at(port, "GET", "/readyz", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "1 known"));
+    free(r.body);
+    write_batch(h, fill_main, NULL);
+    http_at(port, "GET", "/readyz", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"ready\""));
+    free(r.body);
+    tfh_close(h);
+}
+
+static void test_stalled_client_is_disconnected(void)
+{
+    int fd = connect_port(g_port);
+    CU_ASSERT_FATAL(fd >= 0);
+    long long t0 = tft_mono_ms();
+    CU_ASSERT(send_all(fd, "GET /v1/premium HTTP/1.1\r\nHost: t\r\n")); /* no blank line */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[256];
+    ssize_t n = -1;
+    if (poll(&p, 1, TIMEOUT_S * 1000 + SLACK_MS) == 1)
+        n = recv(fd, buf, sizeof buf, 0);
+    long long took = tft_mono_ms() - t0;
+    CU_ASSERT_EQUAL(n, 0); /* EOF: the server closed it without answering */
+    CU_ASSERT(took >= TIMEOUT_S * 1000 - 100);
+    CU_ASSERT(took <= TIMEOUT_S * 1000 + SLACK_MS);
+    close(fd);
+}
+
+/* XADDs a premium of `symbol` with the given stream id to the bithumb/binance history. */
+static void xadd(const char *symbol, const char *id, double pct, int64_t ts)
+{
+    char key[256], json[512];
+    snprintf(key, sizeof key, "%s:history:premium:bithumb:binance:%s", g_prefix, symbol);
+    snprintf(json, sizeof json,
+             "{\"kind\":\"premium\",\"symbol\":\"%s\",\"krw_exchange\":\"bithumb\","
+             "\"global_exchange\":\"binance\",\"premium_pct\":%.2f,\"ts\":%" PRId64
+             ",\"stale\":false,\"v\":1}",
+             symbol, pct, ts);
+    redisReply *r = tft_redis_cmd(g_redis_port, "XADD %s %s json %s", key, id, json);
+    CU_ASSERT(r && r->type == REDIS_REPLY_STRING);
+    if (r)
+        freeReplyObject(r);
+}
+
+static void fill_hist(tf_batch *b, void *arg)
+{
+    add_premium(b, arg, "bithumb", 4.0);
+}
+
+static const char *entry_id(const json_t *j, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), i), "id"));
+}
+
+static void test_history(void)
+{
+    write_batch(g_api, fill_hist, "HIST");
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%d-0", 1000 + i);
+        xadd("HIST", id, 1.0 + i, 1000 + i);
+    }
+    json_t *j = get_json("/v1/premium/HIST/history", 200);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "count")), 5);
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 0), "1000-0");
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 4), "1004-0");
+    const json_t *e = json_array_get(json_object_get(j, "data"), 2);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(e, "premium_pct")), 3.0, 1e-12);
+    CU_ASSERT_PTR_NULL(json_object_get(e, "v"));
+    json_decref(j);
+
+    j = get_json("/v1/premium/HIST/history?limit=2", 200); /* the newest two */
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "count")), 2);
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 0), "1003-0");
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 1), "1004-0");
+    json_decref(j);
+    j = get_json("/v1/premium/HIST/history?from=1001&limit=2", 200); /* the oldest two from */
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "count")), 2);
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 0), "1001-0");
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 1), "1002-0");
+    json_decref(j);
+    j = get_json("/v1/premium/HIST/history?from=1001&to=1003&krw_exchange=bithumb", 200);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "count")), 3);
+    CU_ASSERT_STRING_EQUAL(entry_id(j, 2), "1003-0");
+    json_decref(j);
+    j = get_json("/v1/premium/HIST/history?to=1001", 200);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "count")), 2);
+    json_decref(j);
+    expect_error("GET", "/v1/premium/HIST/history?krw_exchange=upbit", NULL, 404, "not_found",
+                 "HIST");
+    expect_error("GET", "/v1/premium/NOPE/history", NULL, 404, "not_found", "NOPE");
+}
+
+typedef struct sse_update {
+    const char *symbol;
+    double pct;
+} sse_update;
+
+static void fill_sse(tf_batch *b, void *arg)
+{
+    const sse_update *u = arg;
+    add_premium(b, u->symbol, "bithumb", u->pct);
+}
+
+static void test_sse_live_updates(void)
+{
+    stream s;
+    CU_ASSERT_FATAL(stream_open(&s, g_port, NULL));
+    write_batch(g_api, fill_sse, &(sse_update){"SSE", 1.25});
+    const char *a = stream_wait(&s, 0, "\"premium_pct\":1.25", 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    size_t after = (size_t)(a - s.buf);
+    write_batch(g_api, fill_sse, &(sse_update){"SSE", 2.5});
+    const char *b = stream_wait(&s, after, "\"premium_pct\":2.5", 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    char id_a[64], id_b[64];
+    CU_ASSERT(frame_id(&s, a, id_a, sizeof id_a));
+    CU_ASSERT(frame_id(&s, b, id_b, sizeof id_b));
+    CU_ASSERT(strtoull(id_b, NULL, 10) > strtoull(id_a, NULL, 10));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.buf, "event: premium\ndata: {"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.buf, "Content-Type: text/event-stream"));
+    close(s.fd);
+    /* The server writes to the closed socket on the next event: no SIGPIPE, no crash. */
+    write_batch(g_api, fill_sse, &(sse_update){"SSE", 3.5});
+    json_t *j = get_json("/v1/premium/SSE", 200);
+    json_decref(j);
+}
+
+static void test_sse_resume(void)
+{
+    write_batch(g_api, fill_sse, &(sse_update){"RES", 9.0});
+    xadd("RES", "2000-0", 1.0, 2000);
+    xadd("RES", "2000-1", 2.0, 2000);
+    xadd("RES", "2001-0", 3.0, 2001);
+    stream s;
+    CU_ASSERT_FATAL(stream_open(&s, g_port, "2000-0"));
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "id: 2000-1\nevent: premium\ndata: {", 5000));
+    const char *last = stream_wait(&s, 0, "id: 2001-0\n", 5000);
+    CU_ASSERT_PTR_NOT_NULL(last);
+    CU_ASSERT_PTR_NULL(strstr(s.buf, "id: 2000-0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.buf, "\"premium_pct\":2"));
+    /* Then live. */
+    write_batch(g_api, fill_sse, &(sse_update){"RES", 7.5});
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "\"premium_pct\":7.5", 5000));
+    close(s.fd);
+}
+
+typedef struct reader {
+    int port;
+    atomic_bool *stop;
+    int requests;
+    int bad; /* not 200, or a body that is not the expected JSON */
+} reader;
+
+/* Keeps reading the pre-rendered and the per-request bodies until told to stop. */
+static void *reader_main(void *arg)
+{
+    reader *rd = arg;
+    static const char *const paths[] = {"/v1/tickers/bithumb/BTC", "/v1/tickers", "/v1/premium",
+                                        "/v1/premium/BTC", "/v1/fx"};
+    CURL *c = curl_easy_init();
+    resp r = {0};
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    for (int i = 0; !atomic_load(rd->stop); i++) {
+        char url[256];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", rd->port, paths[i % 5]);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        free(r.body);
+        r = (resp){0};
+        long status = 0;
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+        rd->bad += rc != CURLE_OK || status != 200 || !json_object_get(j, "data");
+        rd->requests++;
+        json_decref(j);
+    }
+    free(r.body);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Readers on every request thread while each batch replaces the view they read from: no
+ * response may be lost, torn or freed under a reader (ASan watches the last). */
+static void test_reads_during_updates(void)
+{
+    write_batch(g_api, fill_main, NULL);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    reader rd[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        rd[i] = (reader){.port = g_port, .stop = &stop};
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, reader_main, &rd[i]) == 0);
+    }
+    for (int round = 0; round < 300; round++) {
+        tf_batch *b = tf_batch_create();
+        add_ticker(b, "bithumb", "BTC", 136850000.0 + round);
+        add_premium(b, "BTC", "bithumb", 3.0 + round / 1000.0);
+        CU_ASSERT_EQUAL(tfh_write(g_api, b), TF_OK);
+        tf_batch_destroy(b);
+        if (round % 50 == 0)
+            tft_sleep_ms(5); /* let the readers interleave with several generations */
+    }
+    atomic_store(&stop, true);
+    int requests = 0, bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        requests += rd[i].requests;
+        bad += rd[i].bad;
+    }
+    CU_ASSERT(requests > 0);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+typedef struct many {
+    int round;
+    int n;
+} many;
+
+static void fill_many(tf_batch *b, void *arg)
+{
+    const many *m = arg;
+    for (int i = 0; i < m->n; i++) {
+        char symbol[16];
+        snprintf(symbol, sizeof symbol, "S%d", i);
+        add_premium(b, symbol, "bithumb", m->round + i / 100.0);
+    }
+}
+
+static double metric_value(const char *series)
+{
+    size_t len = 0;
+    char *text = tf_metrics_render(&len);
+    const char *at = text ? strstr(text, series) : NULL;
+    double v = at ? strtod(at + strlen(series), NULL) : NAN;
+    free(text);
+    return v;
+}
+
+/* Reads and discards until the peer closes (EOF or reset); false after timeout_ms. */
+static bool drain_until_closed(int fd, int timeout_ms)
+{
+    long long until = tft_mono_ms() + timeout_ms;
+    char buf[16384];
+    for (;;) {
+        long long left = until - tft_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        if (recv(fd, buf, sizeof buf, 0) <= 0)
+            return true;
+    }
+}
+
+/* A client that stops reading: once its socket buffers are full its queue fills, and it is
+ * dropped (its connection closed) instead of holding memory or stalling the others. */
+static void test_sse_slow_client_dropped(void)
+{
+    int port = 0;
+    tfh *h = open_api("slow", "sse_queue: 4, sse_replay: 0", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    double before = metric_value("tickflow_api_sse_dropped_total{pipeline=\"harness\"} ");
+    if (isnan(before))
+        before = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 1; /* the kernel rounds this up to its minimum: a few KiB of window */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT(send_all(fd, "GET /v1/stream HTTP/1.0\r\n\r\n"));
+    /* ~4.5 MB of events: more than the largest send buffer the kernel may grow to
+     * (net.ipv4.tcp_wmem max, 4 MiB by default) plus the tiny receive window, so the server's
+     * writes must block and the queue of 4 overflow. */
+    for (int round = 0; round < 120; round++)
+        write_batch(h, fill_many, &(many){round, 100});
+    double after = metric_value("tickflow_api_sse_dropped_total{pipeline=\"harness\"} ");
+    CU_ASSERT(after >= before + 1);
+    /* Draining what was sent ends in EOF (or a reset): the server closed the stream. */
+    CU_ASSERT(drain_until_closed(fd, 5000));
+    close(fd);
+    tfh_close(h);
+}
+
+/* Destroying the sink ends the event streams of connected (suspended) clients. */
+static void test_shutdown_with_stream_client(void)
+{
+    int port = 0;
+    tfh *h = open_api("shutdown", NULL, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    stream s;
+    CU_ASSERT_FATAL(stream_open(&s, port, NULL));
+    long long t0 = tft_mono_ms();
+    tfh_close(h);
+    CU_ASSERT(tft_mono_ms() - t0 < 3000);
+    stream_wait(&s, 0, "never appears", 3000);
+    CU_ASSERT(s.eof);
+    close(s.fd);
+}
+
+static void test_positions(void)
+{
+    const tf_host *h = tfh_host();
+    if (!TF_HOST_HAS(h, position_open)) {
+        /* TODO: exercise open/get/list/close once core/tf_positions.c fills the host table. */
+        expect_error("GET", "/v1/positions", NULL, 503, "positions_unavailable", NULL);
+        expect_error("GET", "/v1/positions/1", NULL, 503, "positions_unavailable", NULL);
+        expect_error("POST", "/v1/positions", "{\"symbol\":\"BTC\"}", 503, "positions_unavailable",
+                     NULL);
+        expect_error("POST", "/v1/positions/1/close", "", 503, "positions_unavailable", NULL);
+        return;
+    }
+    write_batch(g_api, fill_main, NULL);
+    expect_error("POST", "/v1/positions", "[1]", 400, "bad_parameter", "body");
+    expect_error("POST", "/v1/positions", "{\"symbol\":", 400, "bad_parameter", "body");
+    resp r;
+    http(
+        "POST", "/v1/positions",
+        "{\"symbol\":\"BTC\",\"direction\":\"long_krw_short_global\",\"size\":0.1,\"krw_exchange\":"
+        "\"bithumb\",\"global_exchange\":\"binance\",\"krw_price\":136850000,\"global_price\":"
+        "95012.35,\"usdkrw\":1392.55}",
+        &r);
+    CU_ASSERT_EQUAL(r.status, 201);
+    if (r.status != 201)
+        fprintf(stderr, "POST /v1/positions: %ld %s\n", r.status, r.body ? r.body : "");
+    json_t *j = body_json(&r);
+    free(r.body);
+    const json_t *id = json_object_get(json_object_get(j, "data"), "id");
+    char path[128];
+    if (json_is_integer(id))
+        snprintf(path, sizeof path, "/v1/positions/%" JSON_INTEGER_FORMAT, json_integer_value(id));
+    else
+        snprintf(path, sizeof path, "/v1/positions/%s", json_string_value(id));
+    CU_ASSERT_STRING_EQUAL(r.location, path);
+    json_decref(j);
+    j = get_json(path, 200);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(j, "data"), "symbol")),
+                           "BTC");
+    json_decref(j);
+    j = get_json("/v1/positions", 200);
+    CU_ASSERT(json_array_size(json_object_get(j, "data")) >= 1);
+    json_decref(j);
+    char close_path[160];
+    snprintf(close_path, sizeof close_path, "%s/close", path);
+    const char *exit_fill = "{\"krw_price\":137900000,\"global_price\":95100,\"usdkrw\":1403}";
+    http("POST", close_path, exit_fill, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    if (r.status != 200)
+        fprintf(stderr, "POST %s: %ld %s\n", close_path, r.status, r.body ? r.body : "");
+    j = body_json(&r);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(j, "data"), "status")),
+                           "closed");
+    json_decref(j);
+    free(r.body);
+    expect_error("POST", close_path, exit_fill, 409, "conflict", NULL);
+    expect_error("GET", "/v1/positions/pos-999999", NULL, 404, "not_found", NULL);
+    expect_error("POST", "/v1/positions/pos-999999/close", exit_fill, 404, "not_found", NULL);
+}
+
+static void test_metrics(void)
+{
+    json_decref(get_json("/v1/premium/BTC", 200));
+    expect_error("GET", "/v1/premium/zz$", NULL, 400, "bad_parameter", "symbol");
+    size_t len = 0;
+    char *text = tf_metrics_render(&len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tickflow_api_requests_total{pipeline=\"harness\","
+                                        "route=\"/v1/premium/{symbol}\",code=\"200\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tickflow_api_requests_total{pipeline=\"harness\","
+                                        "route=\"/v1/premium/{symbol}\",code=\"400\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "route=\"other\",code=\"404\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tickflow_api_request_duration_seconds_count{pipeline="
+                                        "\"harness\",route=\"/v1/premium/{symbol}\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tickflow_api_sse_clients{pipeline=\"harness\"}"));
+    CU_ASSERT_PTR_NULL(strstr(text, "route=\"/nope\""));
+    free(text);
+}
+
+static void test_bad_options(void)
+{
+    int port = 0;
+    CU_ASSERT_PTR_NULL(open_api("bad1", "threads: 0", &port));
+    CU_ASSERT_PTR_NULL(open_api_at("bad2", "nonsense", NULL, &port));
+    CU_ASSERT_PTR_NULL(open_api_at("bad4", "127.0.0.1:99999", NULL, &port));
+    char taken[64];
+    snprintf(taken, sizeof taken, "127.0.0.1:%d", g_port); /* the suite's server has it */
+    CU_ASSERT_PTR_NULL(open_api_at("bad5", taken, NULL, &port));
+    CU_ASSERT_PTR_NULL(open_api("bad3", "connection_timeout: 10ms", &port));
+}
+
+/* ---- suite ---- */
+
+static int suite_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g_redis_port = tft_shared_redis_port();
+    snprintf(g_prefix, sizeof g_prefix, "tft_api_%d", (int)getpid());
+    g_dir = tft_mkdtemp();
+    if (g_redis_port <= 0 || !g_dir)
+        return -1;
+    g_api = open_api("main", "connection_timeout: 1s", &g_port);
+    return g_api && g_port > 0 ? 0 : -1;
+}
+
+static int suite_cleanup(void)
+{
+    tfh_close(g_api);
+    redisReply *r = tft_redis_cmd(g_redis_port, "EVAL %s 0 %s",
+                                  "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. ':*')) do "
+                                  "redis.call('DEL', k) end return 0",
+                                  g_prefix);
+    if (r)
+        freeReplyObject(r);
+    if (g_dir) {
+        tft_rmdir(g_dir);
+        free(g_dir);
+    }
+    curl_global_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    CU_TestInfo tests[] = {
+        {"healthz", test_healthz},
+        {"premium list and filters", test_premium_all_and_filters},
+        {"premium by symbol", test_premium_symbol},
+        {"tickers and fx", test_tickers_and_fx},
+        {"bad parameters are 400 naming them", test_bad_parameters},
+        {"unknown route 404, wrong method 405 + Allow", test_unknown_route_and_method},
+        {"oversized body 413", test_body_too_large},
+        {"ETag and If-None-Match 304", test_etag_304},
+        {"staleness at request time", test_staleness_at_request_time},
+        {"readyz", test_readyz},
+        {"stalled client disconnected after connection_timeout",
+         test_stalled_client_is_disconnected},
+        {"history from streams", test_history},
+        {"SSE live updates", test_sse_live_updates},
+        {"SSE resume with Last-Event-ID", test_sse_resume},
+        {"reads during updates", test_reads_during_updates},
+        {"SSE slow client dropped", test_sse_slow_client_dropped},
+        {"shutdown with a stream client", test_shutdown_with_stream_client},
+        {"positions", test_positions},
+        {"request metrics", test_metrics},
+        {"bad options", test_bad_options},
+        CU_TEST_INFO_NULL,
+    };
+    return tft_run_suite("sink_http_api", tests, suite_init, suite_cleanup);
+}

@@ -1,0 +1,5 @@
+# ./scripts/demo end to end (issue "HTTP API and Prometheus metrics...", the demo test).
+tf_add_test(integration_demo SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_demo.c
+    LIBS tf_test_support LABELS integration TIMEOUT 400)
+get_property(TF_ALL_PLUGINS GLOBAL PROPERTY TF_PLUGIN_TARGETS)
+add_dependencies(integration_demo tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
