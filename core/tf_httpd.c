@@ -296,8 +296,10 @@ static void count_request(const tf_httpd *h, const char *route, unsigned status,
     char code[16];
     snprintf(code, sizeof code, "%u", status);
     const char *label = route ? route : "other";
-    tf_metric_add(h->requests, (const char *[]){label, code}, 1);
-    tf_metric_observe(h->duration, (const char *[]){label}, mono_seconds() - t0);
+    /* pipeline "": the runtime's own listener belongs to no pipeline; the http_api sink
+     * shares these families with its pipeline's name (Prometheus reads "" as absent). */
+    tf_metric_add(h->requests, (const char *[]){"", label, code}, 1);
+    tf_metric_observe(h->duration, (const char *[]){"", label}, mono_seconds() - t0);
 }
 
 /* Every route answers from the request line alone, so the reply is queued on the first call;
@@ -335,8 +337,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 
 static int register_metrics(tf_httpd *h)
 {
-    static const char *const req_labels[] = {"route", "code", NULL};
-    static const char *const dur_labels[] = {"route", NULL};
+    static const char *const req_labels[] = {"pipeline", "route", "code", NULL};
+    static const char *const dur_labels[] = {"pipeline", "route", NULL};
     h->requests = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_api_requests_total",
                                       "Requests served by the runtime listener (/metrics, "
                                       "/healthz, /readyz; other paths as route=\"other\").",

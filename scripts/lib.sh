@@ -6,10 +6,19 @@ TF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian 12 packages the project needs, each for a reason:
 #   build: cmake gcc make pkg-config, and the libraries the code links;
 #   tests: libcunit1-dev, redis-server (real Redis), prometheus (promtool);
-#   style: clang-format (the formatting check).
+#   style: clang-format (the formatting check);
+#   docs: nodejs + npm run a real OpenAPI 3.1 validator on docs/openapi.yaml.
 TF_PACKAGES=(cmake gcc make pkg-config libc6-dev libyaml-dev libjansson-dev
     libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev libssl-dev libcunit1-dev
-    redis-server prometheus clang-format curl)
+    redis-server prometheus clang-format curl procps)
+
+# node and npm run the OpenAPI validator. Checked by command, not by package: a machine may
+# already have them from another source (e.g. nodesource), which Debian's npm would conflict
+# with.
+tf_ensure_node() {
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    tf_ensure_packages nodejs npm
+}
 
 tf_log() { printf '==> %s\n' "$*" >&2; }
 

@@ -364,8 +364,9 @@ static void route_premium(api_server *s, struct MHD_Connection *conn, reply *r)
     size_t first = 0, count = v->n_premiums;
     if (symbol[0])
         count = api_view_symbol(v, symbol, &first);
-    size_t stack[SRV_STACK_ITEMS];
-    size_t *idx = count <= SRV_STACK_ITEMS ? stack : malloc(count * sizeof *idx);
+    size_t stack[SRV_STACK_ITEMS] = {
+        0}; /* zeroed: gcc -O2 cannot see idx == stack is filled before use */
+    size_t *idx = count <= SRV_STACK_ITEMS ? stack : calloc(count, sizeof *idx);
     if (!idx) {
         reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
     } else {
@@ -394,8 +395,9 @@ static void route_premium_symbol(api_server *s, struct MHD_Connection *conn, con
         reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
                     "no premium for symbol %s; GET /v1/premium lists the known ones", symbol);
     } else {
-        size_t stack[SRV_STACK_ITEMS];
-        size_t *idx = count <= SRV_STACK_ITEMS ? stack : malloc(count * sizeof *idx);
+        size_t stack[SRV_STACK_ITEMS] = {
+            0}; /* zeroed: gcc -O2 cannot see idx == stack is filled before use */
+        size_t *idx = count <= SRV_STACK_ITEMS ? stack : calloc(count, sizeof *idx);
         for (size_t i = 0; idx && i < count; i++)
             idx[i] = first + i;
         if (idx)

@@ -879,6 +879,15 @@ static void test_shutdown_with_stream_client(void)
     close(s.fd);
 }
 
+static void fill_live(tf_batch *b, void *arg)
+{
+    tf_record *r = tf_record_new(b, "position_live");
+    tf_record_set_string(r, "id", arg);
+    tf_record_set_string(r, "symbol", "BTC");
+    tf_record_set_double(r, "pnl_krw", -12345.5);
+    tf_record_set_bool(r, "stale", false);
+}
+
 static void test_positions(void)
 {
     const tf_host *h = tfh_host();
@@ -913,11 +922,24 @@ static void test_positions(void)
     else
         snprintf(path, sizeof path, "/v1/positions/%s", json_string_value(id));
     CU_ASSERT_STRING_EQUAL(r.location, path);
+    char id_text[128];
+    snprintf(id_text, sizeof id_text, "%s", path + strlen("/v1/positions/"));
     json_decref(j);
+    /* The snapshot's live PnL (a position_live record) is merged into the stored position. */
+    write_batch(g_api, fill_live, id_text);
     j = get_json(path, 200);
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(j, "data"), "symbol")),
-                           "BTC");
+    const json_t *data = json_object_get(j, "data");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(data, "symbol")), "BTC");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(data, "status")), "open");
+    CU_ASSERT_DOUBLE_EQUAL(
+        json_real_value(json_object_get(json_object_get(data, "live"), "pnl_krw")), -12345.5, 1e-9);
     json_decref(j);
+    /* Without prices the entry comes from the premium in Redis, which this test never wrote. */
+    expect_error("POST", "/v1/positions",
+                 "{\"symbol\":\"ZZZ\",\"direction\":\"long_krw_short_global\",\"size\":1}", 503,
+                 "no_fresh_data", NULL);
+    expect_error("POST", "/v1/positions", "{\"symbol\":\"BTC\",\"direction\":\"up\",\"size\":1}",
+                 400, "bad_parameter", "direction");
     j = get_json("/v1/positions", 200);
     CU_ASSERT(json_array_size(json_object_get(j, "data")) >= 1);
     json_decref(j);

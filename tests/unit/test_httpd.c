@@ -131,10 +131,10 @@ static tf_httpd *start_or_fail(tf_httpd_health_fn health, void *arg)
 
 static double api_requests(const char *route, const char *code)
 {
-    static const char *const labels[] = {"route", "code", NULL};
+    static const char *const labels[] = {"pipeline", "route", "code", NULL};
     tf_metric *m =
         tf_metrics_register(TF_METRIC_COUNTER, "tickflow_api_requests_total", "", labels, NULL, 0);
-    return tf_metric_value(m, (const char *[]){route, code});
+    return tf_metric_value(m, (const char *[]){"", route, code});
 }
 
 static void test_metrics_route(void)
@@ -159,9 +159,9 @@ static void test_metrics_route(void)
     /* The first scrape is counted, and the second scrape shows it. */
     CU_ASSERT_TRUE_FATAL(request(tf_httpd_port(h), "GET", "/metrics", &r));
     CU_ASSERT_PTR_NOT_NULL(
-        strstr(r.body.p, "tickflow_api_requests_total{route=\"/metrics\",code=\"200\"} 1\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "tickflow_api_request_duration_seconds_count{route="
-                                            "\"/metrics\"} 1\n"));
+        strstr(r.body.p, "tickflow_api_requests_total{pipeline=\"\",route=\"/metrics\",code=\"200\"} 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "tickflow_api_request_duration_seconds_count{pipeline="
+                                            "\"\",route=\"/metrics\"} 1\n"));
     CU_ASSERT_TRUE(promtool_accepts(r.body.p));
     response_free(&r);
     tf_httpd_stop(h);
