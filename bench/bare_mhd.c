@@ -3,7 +3,10 @@
  * every request with one fixed buffer, using the sink's thread model (internal polling
  * threads, epoll, a pool of N threads). Whatever the sink costs above this is its own code.
  *
- *   bare_mhd --port N --threads N --body FILE [--header 'Name: value']...
+ *   bare_mhd --port N --threads N --body FILE [--header 'Name: value']... [--first-call 1]
+ *
+ * --first-call 1 queues the response on the first call of the request callback, which costs
+ * keep-alive (see on_request): bench/api uses it to tell that cost apart from the sink's own.
  *
  * Binds 127.0.0.1 only (port 0 picks a free one), prints "listening on 127.0.0.1:PORT" and
  * runs until SIGINT or SIGTERM. Built by bench/api, not by CMake.
@@ -11,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +31,14 @@ typedef struct bare_args {
     const char *body_path;                 /* borrowed from argv */
     const char *headers[BARE_MAX_HEADERS]; /* borrowed from argv: "Name: value" */
     size_t n_headers;
+    unsigned first_call; /* 1: queue on the first callback (libmicrohttpd then closes) */
 } bare_args;
 
 static int usage(const char *why)
 {
     fprintf(stderr,
             "bare_mhd: %s\nusage: bare_mhd --port N --threads N --body FILE "
-            "[--header 'Name: value']...\n",
+            "[--header 'Name: value']... [--first-call 0|1]\n",
             why);
     return 2;
 }
@@ -65,6 +70,9 @@ static int parse_args(int argc, char **argv, bare_args *a)
             a->threads > 0) {
             continue;
         }
+        if (strcmp(opt, "--first-call") == 0 && parse_unsigned(val, 1, &a->first_call) == 0) {
+            continue;
+        }
         if (strcmp(opt, "--body") == 0) {
             a->body_path = val;
             continue;
@@ -76,7 +84,7 @@ static int parse_args(int argc, char **argv, bare_args *a)
         }
         fprintf(stderr, "bare_mhd: bad option or value: %s %s\n", opt, val);
         return usage("expected --port 0..65535, --threads 1..1024, --body FILE, "
-                     "--header 'Name: value' (at most 16)");
+                     "--header 'Name: value' (at most 16), --first-call 0|1");
     }
     if (a->body_path == NULL || a->threads == 0) {
         return usage("--body and --threads are required");
@@ -132,6 +140,12 @@ static int add_header(struct MHD_Response *r, const char *line)
     return 0;
 }
 
+/* What the request callback needs: the one response and when to queue it. */
+typedef struct bare_server {
+    struct MHD_Response *resp; /* owned by main */
+    bool first_call;
+} bare_server;
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **state)
@@ -144,15 +158,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* libmicrohttpd 0.9.75 answers "Connection: close" to a response queued on the first call,
      * before it has seen the end of the request; queueing on the second call keeps the
      * connection alive, as any real server (and wrk) expects. */
-    if (*state == NULL) {
+    const bare_server *srv = cls;
+    if (*state == NULL && !srv->first_call) {
         *state = c;
         return MHD_YES;
     }
     /* One shared response: MHD reference-counts it, so every thread can queue it. */
-    return MHD_queue_response(c, MHD_HTTP_OK, cls);
+    return MHD_queue_response(c, MHD_HTTP_OK, srv->resp);
 }
 
-static struct MHD_Daemon *start_daemon(const bare_args *a, struct MHD_Response *resp)
+static struct MHD_Daemon *start_daemon(const bare_args *a, bare_server *srv)
 {
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
@@ -160,7 +175,7 @@ static struct MHD_Daemon *start_daemon(const bare_args *a, struct MHD_Response *
     addr.sin_port = htons((uint16_t)a->port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    return MHD_start_daemon(flags, (uint16_t)a->port, NULL, NULL, on_request, resp,
+    return MHD_start_daemon(flags, (uint16_t)a->port, NULL, NULL, on_request, srv,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_THREAD_POOL_SIZE, a->threads, MHD_OPTION_CONNECTION_LIMIT,
                             10000u, MHD_OPTION_END);
@@ -199,7 +214,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    d = start_daemon(&a, resp);
+    bare_server srv = {.resp = resp, .first_call = a.first_call == 1};
+    d = start_daemon(&a, &srv);
     if (d == NULL) {
         fprintf(stderr, "bare_mhd: cannot listen on 127.0.0.1:%u\n", a.port);
         goto out;
