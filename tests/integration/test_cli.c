@@ -57,6 +57,27 @@ static void test_check_good(void)
     CU_ASSERT_EQUAL(tfp_run_cli(shipped, out, 10000), 0);
 }
 
+/* Every pipeline file the project ships validates (each file on its own: they are
+ * alternatives, not one configuration). */
+static void test_shipped_pipelines_valid(void)
+{
+    setenv("TF_DEMO_EXCHANGE", "http://127.0.0.1:1", 1);
+    const char *files[] = {"pipelines/hello.yaml",         "pipelines/kimchi-premium.yaml",
+                           "pipelines/demo.yaml",          "pipelines/api.yaml",
+                           "pipelines/examples/upbit.yaml", "pipelines/examples/okx.yaml",
+                           "pipelines/examples/bybit.yaml"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        const char *args[] = {"check", tft_source_path(files[i]), NULL};
+        int rc = tfp_run_cli(args, out, 10000);
+        if (rc != 0) {
+            char *text = output();
+            fprintf(stderr, "\n%s:\n%s\n", files[i], text ? text : "");
+            free(text);
+        }
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+}
+
 static void test_check_bad(void)
 {
     /* Line 6 col 15: `timeout` is unknown to generate; line 7: bad duration. */
@@ -178,6 +199,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"--version, --help, unknown command", test_version_and_help},
         {"check accepts a valid file", test_check_good},
+        {"every shipped pipeline file validates", test_shipped_pipelines_valid},
         {"check reports every problem with file:line:col", test_check_bad},
         {"check names a missing file", test_check_missing_file},
         {"plugins list and describe", test_plugins_list_and_describe},

@@ -219,6 +219,17 @@ static void test_takeover_after_expiry(void)
 /* The fencing token grows even when the fence key is lost (FLUSHALL, restart without
  * persistence); while Redis is down the holder stops believing it holds the lease within ttl,
  * and the same tf_lease holds it again once Redis is back. */
+typedef struct transitions_goal {
+    tf_lease *l;
+    unsigned long goal;
+} transitions_goal;
+
+static bool transitions_reached(void *arg)
+{
+    transitions_goal *g = arg;
+    return tf_lease_transitions(g->l) >= g->goal;
+}
+
 static void test_fence_survives_and_local_validity(void)
 {
     tft_redis *server = tft_redis_start(0);
@@ -249,6 +260,10 @@ static void test_fence_survives_and_local_validity(void)
     CU_ASSERT(tft_wait_until(not_holds, l, TTL_MS + SLACK_MS));
     CU_ASSERT(tft_mono_ms() - down_at <= TTL_MS + SLACK_MS);
     CU_ASSERT(tft_wait_until(is_unreachable, l, 2 * SLACK_MS));
+    /* The renewal thread records the transition when its failing extend returns, which can
+     * be a moment after the check already reports the lease invalid. */
+    transitions_goal g = {l, transitions + 1};
+    CU_ASSERT(tft_wait_until(transitions_reached, &g, 2 * SLACK_MS));
     CU_ASSERT_EQUAL(tf_lease_transitions(l), transitions + 1);
 
     /* A restart without persistence: the same object acquires again with a larger token. */
