@@ -70,7 +70,6 @@ static void generation_destroy(generation *g)
     free(g);
 }
 
-
 /* Creates (without starting) every pipeline of g->cfg, with a fresh HTTP client. On failure
  * nothing is left half-made: the generation holds no pipeline at all. */
 static int generation_create_pipelines(generation *g)
@@ -224,7 +223,8 @@ static void reload(runtime *rt)
         next = old;
         old = NULL;
         if (generation_create_pipelines(next) != TF_OK)
-            tf_log(TF_LOG_ERROR, COMPONENT, "previous configuration failed to start too: no "
+            tf_log(TF_LOG_ERROR, COMPONENT,
+                   "previous configuration failed to start too: no "
                    "pipeline runs until the next successful reload");
     }
     generation_destroy(old);

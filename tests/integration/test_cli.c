@@ -62,8 +62,8 @@ static void test_check_good(void)
 static void test_shipped_pipelines_valid(void)
 {
     setenv("TF_DEMO_EXCHANGE", "http://127.0.0.1:1", 1);
-    const char *files[] = {"pipelines/hello.yaml",         "pipelines/kimchi-premium.yaml",
-                           "pipelines/demo.yaml",          "pipelines/api.yaml",
+    const char *files[] = {"pipelines/hello.yaml",          "pipelines/kimchi-premium.yaml",
+                           "pipelines/demo.yaml",           "pipelines/api.yaml",
                            "pipelines/examples/upbit.yaml", "pipelines/examples/okx.yaml",
                            "pipelines/examples/bybit.yaml"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {

@@ -159,7 +159,8 @@ static void test_metrics_route(void)
     /* The first scrape is counted, and the second scrape shows it. */
     CU_ASSERT_TRUE_FATAL(request(tf_httpd_port(h), "GET", "/metrics", &r));
     CU_ASSERT_PTR_NOT_NULL(
-        strstr(r.body.p, "tickflow_api_requests_total{pipeline=\"\",route=\"/metrics\",code=\"200\"} 1\n"));
+        strstr(r.body.p,
+               "tickflow_api_requests_total{pipeline=\"\",route=\"/metrics\",code=\"200\"} 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "tickflow_api_request_duration_seconds_count{pipeline="
                                             "\"\",route=\"/metrics\"} 1\n"));
     CU_ASSERT_TRUE(promtool_accepts(r.body.p));
