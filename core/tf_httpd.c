@@ -302,16 +302,24 @@ static void count_request(const tf_httpd *h, const char *route, unsigned status,
     tf_metric_observe(h->duration, (const char *[]){"", label}, mono_seconds() - t0);
 }
 
-/* Every route answers from the request line alone, so the reply is queued on the first call;
- * MHD closes the connection afterwards if a client sent a body nobody read. */
+/* Every route answers from the request line alone. The reply is queued on the second call:
+ * libmicrohttpd 0.9.75 closes the connection after a response queued on the first, and
+ * Prometheus scrapes should reuse theirs. A body nobody reads is discarded. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
+    static int seen; /* marker: its address tells the first call from the next */
     TF_UNUSED(version);
     TF_UNUSED(upload_data);
-    TF_UNUSED(upload_data_size);
-    TF_UNUSED(con_cls);
+    if (*con_cls == NULL) {
+        *con_cls = &seen;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     const tf_httpd *h = cls;
     double t0 = mono_seconds();
     const char *route = known_route(url);

@@ -97,7 +97,8 @@ typedef struct api_req {
     char params[2][SRV_PARAM_MAX + 1];
     bool param_too_long;
     bool is_post;
-    char *body; /* owned: the request body so far */
+    bool checked; /* answer_early has run */
+    char *body;   /* owned: the request body so far */
     size_t body_len;
 } api_req;
 
@@ -1108,9 +1109,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *con_cls = q;
         q->t0_ms = s->host->monotonic_ms();
         q->route = match_route(q, url);
+        /* libmicrohttpd 0.9.75 closes the connection after a response queued on the first
+         * call, so GETs are answered on the second: that keeps connections alive. A POST is
+         * checked now, before its body is read. */
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+            return MHD_YES;
         if (answer_early(s, conn, url, method, q, &r))
             return queue(s, conn, q, &r);
-        return MHD_YES; /* a POST: its body comes next */
+        q->checked = true;
+        return MHD_YES; /* its body comes next */
+    }
+    if (!q->checked) {
+        if (*upload_data_size > 0) {
+            *upload_data_size = 0; /* a body on a GET is read and ignored */
+            return MHD_YES;
+        }
+        q->checked = true;
+        if (answer_early(s, conn, url, method, q, &r))
+            return queue(s, conn, q, &r);
     }
     if (*upload_data_size > 0) {
         if (!take_body(s, q, upload_data, *upload_data_size)) {

@@ -38,7 +38,8 @@ static const tf_option_def options[] = {
      "A connection idle this long (a request not completed, a response not read) is closed; "
      "whole seconds, 1s-1h",
      0, NULL},
-    {"per_ip_limit", TF_OPT_INT, "32", 0, "Most connections from one IP address at a time", 0,
+    {"per_ip_limit", TF_OPT_INT, "128", 0,
+     "Most connections from one IP address at a time (a reverse proxy counts as one address)", 0,
      NULL},
     {"max_connections", TF_OPT_INT, "1024", 0, "Most connections at a time", 0, NULL},
     {"max_body", TF_OPT_INT, "16384", 0,
