@@ -703,6 +703,42 @@ static void test_subscribe_survives_restart(void)
     tft_redis_destroy(red);
 }
 
+static double reconnects(void)
+{
+    static const char *const labels[] = {"who", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_redis_reconnects_total", "test",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness/redis"};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* Silence on a subscription is normal: waiting for messages must not count as a command
+ * timing out, which would drop the connection (and lose events) again and again. */
+static void test_subscribe_idle_kept(void)
+{
+    char runtime[256];
+    snprintf(runtime, sizeof runtime,
+             "redis: {url: 'redis://127.0.0.1:%d/0', prefix: tft_rsub_idle, "
+             "command_timeout: 100ms}\n",
+             g_port);
+    tfh *src = tfh_open("source", "redis", "{subscribe: [premium], resync: 0}", runtime);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    CU_ASSERT(wait_numsub(g_port, "tft_rsub_idle:events:premium", 1));
+    double before = reconnects();
+    tft_sleep_ms(800); /* pacing: eight command timeouts without a message */
+    CU_ASSERT_EQUAL(reconnects(), before);
+    CU_ASSERT_EQUAL(subscribed(), 1.0);
+    char json[512];
+    premium_json(json, sizeof json, "BTC", 4.0);
+    CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_idle:events:premium", json), 1);
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT(collect_until(src, out, 1, 5000));
+    CU_ASSERT_PTR_NOT_NULL(tfh_find(out, "premium", "symbol", "BTC"));
+    CU_ASSERT_EQUAL(reconnects(), before);
+    tf_batch_destroy(out);
+    tfh_close(src);
+}
+
 static void test_subscribe_stop_prompt(void)
 {
     /* Subscribed and idle: the reader is waiting for a message. */
@@ -783,6 +819,7 @@ int main(void)
         {"subscribe: keys read at start, then events", test_subscribe_resync_on_start},
         {"subscribe: periodic resync", test_subscribe_periodic_resync},
         {"subscribe: Redis restart survived", test_subscribe_survives_restart},
+        {"subscribe: an idle subscription is kept", test_subscribe_idle_kept},
         {"subscribe: stop is prompt", test_subscribe_stop_prompt},
         {"subscribe: options checked", test_subscribe_options_checked},
         CU_TEST_INFO_NULL,
