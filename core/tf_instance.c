@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tf_fetch.h"
 #include "tf_json.h"
 #include "tf_log.h"
 #include "tf_metrics.h"
@@ -380,6 +381,38 @@ static const char *host_opt_string(const tf_options *o, const char *name)
     return tf_options_string(o, name);
 }
 
+/* --- source helpers (tf_fetch.c), given the host table so their messages go through it --- */
+
+static const tf_host host_table;
+
+static int host_fetch_json(tf_instance *self, const tf_http_request *req, tf_fetch *f)
+{
+    return tf_fetch_json(&host_table, self, req, f);
+}
+
+static int host_fetch_http_error(tf_instance *self, const tf_fetch *f, const char *expected_status)
+{
+    return tf_fetch_http_error(&host_table, self, f, expected_status);
+}
+
+static int host_check_fresh(tf_instance *self, const char *context, const char *field, int64_t ts,
+                            int64_t received_ms, int64_t max_age_ms)
+{
+    return tf_fetch_check_fresh(&host_table, self, context, field, ts, received_ms, max_age_ms);
+}
+
+static int host_base_url(tf_instance *self, const char *option, const char *url, size_t max_len,
+                         char **out)
+{
+    return tf_fetch_base_url(&host_table, self, option, url, max_len, out);
+}
+
+static int host_opt_positive_duration(tf_instance *self, const tf_options *o, const char *name,
+                                      int64_t *out)
+{
+    return tf_fetch_positive_duration(&host_table, self, o, name, out);
+}
+
 static const tf_host host_table = {
     .struct_size = sizeof(tf_host),
     .abi_major = TF_ABI_MAJOR,
@@ -439,6 +472,12 @@ static const tf_host host_table = {
     .redis_reply_free = host_redis_reply_free,
     .redis_prefix = host_redis_prefix,
     .redis_read_reply = host_redis_read_reply,
+    .json_type_name = tf_json_type_name,
+    .fetch_json = host_fetch_json,
+    .fetch_http_error = host_fetch_http_error,
+    .check_fresh = host_check_fresh,
+    .base_url = host_base_url,
+    .opt_positive_duration = host_opt_positive_duration,
     .interest_set = host_interest_set,
     .interest_get = host_interest_get,
     .position_open = tf_positions_host_open,

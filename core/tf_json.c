@@ -192,3 +192,25 @@ json_t *tf_json_pointer(const json_t *root, const char *pointer)
     }
     return (json_t *)cur;
 }
+
+const char *tf_json_type_name(const json_t *v)
+{
+    if (!v)
+        return "nothing (missing)";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}

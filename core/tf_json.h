@@ -26,4 +26,8 @@ int tf_parse_number(const char *text, unsigned flags, double *out, char *err, si
  * is absent. Borrowed reference. */
 json_t *tf_json_pointer(const json_t *root, const char *pointer);
 
+/* "an object", "an array", "a string", "a number", "a boolean", "null"; "nothing (missing)"
+ * for NULL. A static string. */
+const char *tf_json_type_name(const json_t *v);
+
 #endif

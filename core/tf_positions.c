@@ -5,6 +5,8 @@
  */
 #include "tf_positions.h"
 
+#include "tf_json.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -990,26 +992,6 @@ json_t *tf_position_to_json(const tf_position *p)
 
 /* ---- JSON requests (the HTTP API through the host table) ---- */
 
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* Every key of `request` is one of `allowed` (a misspelt "krw_prics" must not be ignored). */
 static int check_keys(const json_t *request, const char *const *allowed, char *err, size_t err_size)
 {
@@ -1044,7 +1026,7 @@ static int json_text(const json_t *request, const char *field, const char *fallb
     }
     if (!json_is_string(v)) {
         snprintf(err, err_size, "%s: expected a string, found %s", field,
-                 v ? json_type_name(v) : "nothing");
+                 v ? tf_json_type_name(v) : "nothing");
         return TF_EINVAL;
     }
     *out = json_string_value(v);
@@ -1065,7 +1047,7 @@ static int json_positive(const json_t *request, const char *field, double *out, 
             snprintf(err, err_size, "%s: expected a number > 0, found %.17g", field, d);
         else
             snprintf(err, err_size, "%s: expected a number > 0, found %s", field,
-                     json_type_name(v));
+                     tf_json_type_name(v));
         return TF_EINVAL;
     }
     *out = d;
@@ -1115,7 +1097,7 @@ static int open_request(const json_t *request, tf_position *p, tf_fill *f, bool 
                                           "global_price", "usdkrw",          NULL};
     if (!json_is_object(request)) {
         snprintf(err, err_size, "body: expected a JSON object, found %s",
-                 request ? json_type_name(request) : "nothing");
+                 request ? tf_json_type_name(request) : "nothing");
         return TF_EINVAL;
     }
     const char *symbol = NULL;
@@ -1176,7 +1158,7 @@ static int close_request(const json_t *request, tf_fill *f, bool *given, char *e
         return TF_OK;
     if (!json_is_object(request)) {
         snprintf(err, err_size, "body: expected a JSON object or nothing, found %s",
-                 json_type_name(request));
+                 tf_json_type_name(request));
         return TF_EINVAL;
     }
     int rc = check_keys(request, allowed, err, err_size);

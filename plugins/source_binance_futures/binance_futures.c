@@ -80,57 +80,24 @@ static const tf_option_def options[] = {
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
-static const char *json_type_name(const json_t *v)
-{
-    if (!v)
-        return "nothing (missing)";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* ---- options ---- */
 
 static int init_base_url(binance_futures *f, const char *url)
 {
     const tf_host *h = f->host;
-    size_t scheme = 0;
-    if (url && strncmp(url, "http://", 7) == 0)
-        scheme = 7;
-    else if (url && strncmp(url, "https://", 8) == 0)
-        scheme = 8;
-    if (scheme == 0 || url[scheme] == '\0' || url[scheme] == '/') {
-        h->log(f->self, TF_LOG_ERROR,
-               "base_url: expected an http:// or https:// URL with a host, found \"%s\"",
-               url ? url : "");
-        return TF_EINVAL;
-    }
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    size_t host_len = strcspn(url + scheme, "/?#");
-    if (len > BF_URL_MAX - 64 || host_len >= sizeof f->host_label) {
+    int rc = h->base_url(f->self, "base_url", url, BF_URL_MAX - 64, &f->base_url);
+    if (rc != TF_OK)
+        return rc;
+    const char *host = strstr(f->base_url, "://") + 3;
+    size_t host_len = strcspn(host, "/?#");
+    if (host_len >= sizeof f->host_label) {
         h->log(f->self, TF_LOG_ERROR, "base_url: expected at most %d characters, found %zu",
-               BF_URL_MAX - 64, len);
+               BF_URL_MAX - 64, strlen(f->base_url));
         return TF_EINVAL;
     }
-    memcpy(f->host_label, url + scheme, host_len);
+    memcpy(f->host_label, host, host_len);
     f->host_label[host_len] = '\0';
-    f->base_url = strndup(url, len);
-    return f->base_url ? TF_OK : TF_ENOMEM;
+    return TF_OK;
 }
 
 /* An asset code as Binance writes it ("BTC", "1000PEPE"); copied upper case into out. */
@@ -156,7 +123,7 @@ static int init_base(binance_futures *f, size_t i, const json_t *item)
         h->log(f->self, TF_LOG_ERROR,
                "symbols[%zu]: expected a base asset of 1 to %d letters or digits (e.g. BTC), found "
                "\"%s\"",
-               i, BF_ASSET_MAX - 1, s ? s : json_type_name(item));
+               i, BF_ASSET_MAX - 1, s ? s : f->host->json_type_name(item));
         return TF_EINVAL;
     }
     for (size_t k = 0; k < i; k++) {
@@ -218,17 +185,10 @@ static int init_scalars(binance_futures *f, const tf_options *opts)
         h->log(f->self, TF_LOG_ERROR, "exchange: expected a name such as \"binance\", found \"\"");
         return TF_EINVAL;
     }
-    const char *names[] = {"timeout", "max_age"};
-    int64_t *values[] = {&f->timeout_ms, &f->max_age_ms};
-    for (size_t i = 0; i < 2; i++) {
-        *values[i] = h->opt_duration_ms(opts, names[i]);
-        if (*values[i] <= 0) {
-            h->log(f->self, TF_LOG_ERROR, "%s: expected a duration > 0 such as 5s, found %lld ms",
-                   names[i], (long long)*values[i]);
-            return TF_EINVAL;
-        }
-    }
-    return TF_OK;
+    int rc = h->opt_positive_duration(f->self, opts, "timeout", &f->timeout_ms);
+    if (rc == TF_OK)
+        rc = h->opt_positive_duration(f->self, opts, "max_age", &f->max_age_ms);
+    return rc;
 }
 
 static void bf_destroy(void *instance)
@@ -296,17 +256,18 @@ static bool venue_error(const json_t *root, long long *code, const char **msg)
 
 /* 429 (limit hit) and 418 (IP banned after ignored 429s): the core now refuses requests to the
  * host until Retry-After has passed; remember until when, for the next ticks' messages. */
-static int rate_limited(binance_futures *f, const char *ctx, long status, const tf_http_response *r,
-                        const json_t *root, int64_t received)
+static int rate_limited(binance_futures *f, const tf_fetch *ft)
 {
     const tf_host *h = f->host;
-    const char *retry = h->http_header(r, "Retry-After");
+    const char *ctx = ft->context;
+    long status = ft->status;
+    const char *retry = h->http_header(ft->response, "Retry-After");
     long long code = 0;
     const char *msg = "no Binance error body";
-    venue_error(root, &code, &msg);
+    venue_error(ft->root, &code, &msg);
     if (retry && *retry && strspn(retry, "0123456789") == strlen(retry) && strlen(retry) < 10) {
         f->retry_s = strtoll(retry, NULL, 10);
-        f->retry_until_ms = received + f->retry_s * 1000;
+        f->retry_until_ms = ft->received_ms + f->retry_s * 1000;
         f->retry_status = status;
     }
     h->report_error(f->self, TF_ERATELIMIT,
@@ -318,88 +279,42 @@ static int rate_limited(binance_futures *f, const char *ctx, long status, const 
     return TF_ERATELIMIT;
 }
 
-/* The <title> of an HTML error page (a CDN's 502 names the host and the error), so the log
- * says who answered instead of just "not JSON". "" when there is none. */
-static void html_title(const char *body, char *out, size_t size)
-{
-    out[0] = '\0';
-    const char *start = body ? strstr(body, "<title>") : NULL;
-    const char *end = start ? strstr(start, "</title>") : NULL;
-    if (!end)
-        return;
-    start += strlen("<title>");
-    size_t n = (size_t)(end - start) < size - 1 ? (size_t)(end - start) : size - 1;
-    memcpy(out, start, n);
-    out[n] = '\0';
-}
-
 /* A non-2xx reply other than 429/418. A {"code","msg"} body on a 4xx is the API refusing the
  * call (e.g. 400 -1121 Invalid symbol); 5xx and bodies that are not Binance's stay HTTP errors. */
-static int http_error(binance_futures *f, const char *ctx, long status, const tf_http_response *r,
-                      const json_t *root)
+static int http_error(binance_futures *f, const tf_fetch *ft)
 {
-    const tf_host *h = f->host;
     long long code = 0;
     const char *msg = NULL;
-    if (venue_error(root, &code, &msg)) {
-        int rc = status < 500 ? TF_EAPI : TF_EHTTP;
-        h->report_error(f->self, rc,
-                        "%s: expected HTTP 200, found HTTP %ld with Binance error %lld (%s)", ctx,
-                        status, code, msg);
-        return rc;
-    }
-    size_t len = 0;
-    const char *body = h->http_body(r, &len);
-    const char *type = h->http_header(r, "Content-Type");
-    char title[96];
-    html_title(body, title, sizeof title);
-    h->report_error(f->self, TF_EHTTP,
-                    "%s: expected HTTP 200 with JSON, found HTTP %ld (%s, %zu bytes%s%s%s)", ctx,
-                    status, type ? type : "no Content-Type", len, title[0] ? ", title \"" : "",
-                    title, title[0] ? "\"" : "");
-    return TF_EHTTP;
+    if (!venue_error(ft->root, &code, &msg))
+        return f->host->fetch_http_error(f->self, ft, "200");
+    int rc = ft->status < 500 ? TF_EAPI : TF_EHTTP;
+    f->host->report_error(f->self, rc,
+                          "%s: expected HTTP 200, found HTTP %ld with Binance error %lld (%s)",
+                          ft->context, ft->status, code, msg);
+    return rc;
 }
 
-static void report_no_response(binance_futures *f, const char *ctx, int rc, int64_t now)
+/* The core's own messages name "this host"; these name it and the Retry-After in force. The
+ * other failures without a response are reported by fetch_json. */
+static void report_limits(binance_futures *f, const char *ctx, int rc, int64_t now)
 {
     const tf_host *h = f->host;
-    switch (rc) {
-    case TF_ERATELIMIT:
-        if (f->retry_until_ms > now)
-            h->report_error(f->self, rc,
-                            "%s: no request made: rate limited: Retry-After %lld s of an HTTP %ld "
-                            "from %s, in force until %lld (epoch ms)",
-                            ctx, f->retry_s, f->retry_status, f->host_label,
-                            (long long)f->retry_until_ms);
-        else
-            h->report_error(f->self, rc,
-                            "%s: no request made: rate limited (a Retry-After from %s is in "
-                            "force, or no rate-limit token before the timeout)",
-                            ctx, f->host_label);
-        break;
-    case TF_ECIRCUIT:
+    if (rc == TF_ECIRCUIT)
         h->report_error(f->self, rc,
                         "%s: no request made: the circuit breaker for %s is open after repeated "
                         "failures",
                         ctx, f->host_label);
-        break;
-    case TF_ETIMEOUT:
-        h->report_error(f->self, rc, "%s: expected a response within %lld ms, found none", ctx,
-                        (long long)f->timeout_ms);
-        break;
-    case TF_ECONNECT:
-        h->report_error(f->self, rc, "%s: expected a connection, found none (DNS, TCP or TLS)",
-                        ctx);
-        break;
-    case TF_ETOOLARGE:
-        h->report_error(f->self, rc, "%s: response larger than the HTTP size cap", ctx);
-        break;
-    case TF_ESTOPPED:
-        break; /* shutting down: not an error worth counting */
-    default:
-        h->report_error(f->self, rc, "%s: request failed (status %d)", ctx, rc);
-        break;
-    }
+    else if (f->retry_until_ms > now)
+        h->report_error(f->self, rc,
+                        "%s: no request made: rate limited: Retry-After %lld s of an HTTP %ld "
+                        "from %s, in force until %lld (epoch ms)",
+                        ctx, f->retry_s, f->retry_status, f->host_label,
+                        (long long)f->retry_until_ms);
+    else
+        h->report_error(f->self, rc,
+                        "%s: no request made: rate limited (a Retry-After from %s is in "
+                        "force, or no rate-limit token before the timeout)",
+                        ctx, f->host_label);
 }
 
 /* Indexes a reply (one object, or an array of them) by its "symbol" members. New reference. */
@@ -415,7 +330,7 @@ static int index_reply(binance_futures *f, const char *ctx, json_t *root, json_t
     }
     if (!json_is_object(root) && !json_is_array(root)) {
         h->report_error(f->self, TF_EPARSE, "%s: expected an object or an array, found %s", ctx,
-                        json_type_name(root));
+                        f->host->json_type_name(root));
         return TF_EPARSE;
     }
     json_t *idx = json_object();
@@ -434,40 +349,10 @@ static int index_reply(binance_futures *f, const char *ctx, json_t *root, json_t
     return TF_OK;
 }
 
-static int parse_reply(binance_futures *f, const char *ctx, const tf_http_response *r,
-                       json_t **index)
-{
-    const tf_host *h = f->host;
-    size_t len = 0;
-    const char *body = h->http_body(r, &len);
-    char err[BF_ERR_MAX];
-    if (len == 0) {
-        h->report_error(f->self, TF_EPARSE, "%s: expected JSON, found an empty body", ctx);
-        return TF_EPARSE;
-    }
-    json_t *root = h->json_parse(body, len, err, sizeof err);
-    if (!root) {
-        const char *type = h->http_header(r, "Content-Type");
-        h->report_error(f->self, TF_EPARSE, "%s: expected JSON, found invalid JSON (%s): %s", ctx,
-                        type ? type : "no Content-Type", err);
-        return TF_EPARSE;
-    }
-    int rc = index_reply(f, ctx, root, index);
-    json_decref(root);
-    return rc;
-}
-
 /* Non-2xx bodies are parsed only to quote Binance's code and message. */
-static int reply_error(binance_futures *f, const char *ctx, long status, const tf_http_response *r,
-                       int64_t received)
+static int reply_error(binance_futures *f, const tf_fetch *ft)
 {
-    size_t len = 0;
-    const char *body = f->host->http_body(r, &len);
-    json_t *root = len ? f->host->json_parse(body, len, NULL, 0) : NULL;
-    int rc = status == 429 || status == 418 ? rate_limited(f, ctx, status, r, root, received)
-                                            : http_error(f, ctx, status, r, root);
-    json_decref(root);
-    return rc;
+    return ft->status == 429 || ft->status == 418 ? rate_limited(f, ft) : http_error(f, ft);
 }
 
 /* `bases` (n_bases of them; none when `every`) are the tick's assets: one uses ?symbol=. */
@@ -485,25 +370,23 @@ static int fetch(binance_futures *f, enum bf_endpoint ep, char (*bases)[BF_ASSET
         h->report_error(f->self, TF_EINVAL, "%s: URL longer than %d characters", ctx, BF_URL_MAX);
         return TF_EINVAL;
     }
-    tf_http_response *r = NULL;
-    int rc = h->http_get(f->self,
-                         &(tf_http_request){.struct_size = sizeof(tf_http_request),
-                                            .url = url,
-                                            .timeout_ms = f->timeout_ms},
-                         &r);
-    int64_t received = h->now_ms();
-    out->received_ms[ep] = received;
-    if (rc != TF_OK) {
-        report_no_response(f, ctx, rc, received);
-        return rc;
-    }
-    export_weight(f, r);
-    long status = h->http_status(r);
-    if (status < 200 || status > 299)
-        rc = reply_error(f, ctx, status, r, received);
-    else
-        rc = parse_reply(f, ctx, r, &out->index[ep]);
-    h->http_free(r);
+    tf_fetch ft = {.struct_size = sizeof ft, .context = ctx, .flags = TF_FETCH_OWN_LIMITS};
+    int rc = h->fetch_json(f->self,
+                           &(tf_http_request){.struct_size = sizeof(tf_http_request),
+                                              .url = url,
+                                              .timeout_ms = f->timeout_ms},
+                           &ft);
+    out->received_ms[ep] = ft.received_ms;
+    if (ft.status == 0 && (rc == TF_ERATELIMIT || rc == TF_ECIRCUIT))
+        report_limits(f, ctx, rc, ft.received_ms);
+    if (ft.response)
+        export_weight(f, ft.response);
+    if (rc == TF_OK)
+        rc = index_reply(f, ctx, ft.root, &out->index[ep]);
+    else if (ft.status != 0 && (ft.status < 200 || ft.status > 299))
+        rc = reply_error(f, &ft);
+    json_decref(ft.root);
+    h->http_free(ft.response);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tf_config.h"
+#include "tf_fake.h"
 #include "tf_fixture_server.h"
 #include "tf_http.h"
 #include "tf_instance.h"
@@ -575,71 +576,14 @@ static void test_options(void)
 
 /* ---- live: tickflow-fake-exchange ---- */
 
-typedef struct fake {
-    pid_t pid;
-    char *dir;
-    char port_file[512];
-    char base[64];
-} fake;
-
-static fake fx;
-
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    buf *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, p, size * n);
-    b->data = grown;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET (body NULL) or POST an admin path; the JSON reply (new reference) or NULL. */
-static json_t *admin(const char *path, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", fx.base, path);
-    CURL *c = curl_easy_init();
-    buf b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    json_t *j = cc == CURLE_OK && b.data ? json_loads(b.data, 0, NULL) : NULL;
-    if (status != 200)
-        fprintf(stderr, "%s %s: HTTP %ld %s\n", body ? "POST" : "GET", path, status,
-                b.data ? b.data : "");
-    CU_ASSERT_EQUAL(status, 200);
-    free(b.data);
-    return j;
-}
-
-static void admin_post(const char *path, const char *body)
-{
-    json_decref(admin(path, body));
-}
+static tft_fake *fake;
 
 /* Market requests the fake exchange received on the three Binance endpoints. */
 static long long binance_requests(void)
 {
     static const char *const ids[] = {"binance.book_ticker", "binance.premium_index",
                                       "binance.ticker_price"};
-    json_t *s = admin("/admin/stats", NULL);
+    json_t *s = tft_fake_admin(fake, "/admin/stats", NULL);
     long long n = 0;
     for (size_t i = 0; i < TF_ARRAY_LEN(ids); i++) {
         json_t *ep = json_object_get(json_object_get(s, "endpoints"), ids[i]);
@@ -651,53 +595,29 @@ static long long binance_requests(void)
 
 static long long endpoint_requests(const char *id)
 {
-    json_t *s = admin("/admin/stats", NULL);
+    json_t *s = tft_fake_admin(fake, "/admin/stats", NULL);
     json_t *ep = json_object_get(json_object_get(s, "endpoints"), id);
     long long n = (long long)json_integer_value(json_object_get(ep, "requests"));
     json_decref(s);
     return n;
 }
 
-static bool port_written(void *arg)
-{
-    (void)arg;
-    return access(fx.port_file, R_OK) == 0;
-}
-
 static int suite_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     srv = tft_server_start();
-    fx.dir = tft_mkdtemp();
-    if (!srv || !fx.dir)
+    if (!srv)
         return 1;
-    snprintf(fx.port_file, sizeof fx.port_file, "%s/port", fx.dir);
-    char log[600];
-    snprintf(log, sizeof log, "%s/fake.log", fx.dir);
-    const char *argv[] = {tft_bin("tickflow-fake-exchange"),
-                          "--port",
-                          "0",
-                          "--port-file",
-                          fx.port_file,
-                          "--quiet",
-                          NULL};
-    fx.pid = tft_spawn(argv, log, NULL);
-    if (fx.pid < 0 || !tft_wait_until(port_written, NULL, 10000))
+    fake = tft_fake_start(NULL);
+    if (!fake)
         return 1;
-    char *port = tft_read_file(fx.port_file, NULL);
-    if (!port)
-        return 1;
-    snprintf(fx.base, sizeof fx.base, "http://127.0.0.1:%d", atoi(port));
-    free(port);
+    fake->strict = true;
     return 0;
 }
 
 static int suite_cleanup(void)
 {
-    if (fx.pid > 0)
-        tft_stop(fx.pid, SIGTERM, 5000);
-    tft_rmdir(fx.dir);
-    free(fx.dir);
+    tft_fake_stop(fake);
     tft_server_stop(srv);
     curl_global_cleanup();
     return 0;
@@ -706,7 +626,7 @@ static int suite_cleanup(void)
 static tfh *open_live(const char *extra)
 {
     char with[512];
-    snprintf(with, sizeof with, "{base_url: '%s'%s%s}", fx.base, extra ? ", " : "",
+    snprintf(with, sizeof with, "{base_url: '%s'%s%s}", fake->base, extra ? ", " : "",
              extra ? extra : "");
     tfh *h = tfh_open("source", PLUGIN, with, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -715,8 +635,9 @@ static tfh *open_live(const char *extra)
 
 static void test_live_fixed_price(void)
 {
-    admin_post("/admin/price", "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"bid\":95012.3,"
-                               "\"ask\":95012.4,\"mark\":95015.87654321}");
+    tft_fake_post(fake, "/admin/price",
+                  "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"bid\":95012.3,"
+                  "\"ask\":95012.4,\"mark\":95015.87654321}");
     tfh *h = open_live(NULL);
     tf_batch *b = tf_batch_create();
     int64_t before = tf_now_ms();
@@ -733,7 +654,7 @@ static void test_live_fixed_price(void)
     int64_t next = tfh_int(r, "next_funding_ts");
     CU_ASSERT_TRUE(next > before && next % 28800000LL == 0);
     CU_ASSERT_TRUE(llabs(tfh_int(r, "ts_exchange") - before) < 5000);
-    CU_ASSERT_TRUE(used_weight(host_of(fx.base)) > 0);
+    CU_ASSERT_TRUE(used_weight(host_of(fake->base)) > 0);
     tf_batch_destroy(b);
     tfh_close(h);
 }
@@ -789,7 +710,7 @@ static void check_fault(tfh *h, const char *endpoint, const fault_case *c)
              "{\"endpoint\":\"%s\",\"mode\":\"%s\",\"retry_after\":1,\"delay_ms\":1500,"
              "\"count\":1}",
              endpoint, c->mode);
-    admin_post("/admin/fault", body);
+    tft_fake_post(fake, "/admin/fault", body);
     const char *cls = tf_status_name(c->want);
     double before = errors_of(cls);
     size_t n = 99;
@@ -814,7 +735,7 @@ static void test_live_faults(void)
     for (size_t e = 0; e < TF_ARRAY_LEN(endpoints); e++)
         for (size_t i = 0; i < TF_ARRAY_LEN(fault_cases); i++)
             check_fault(h, endpoints[e], &fault_cases[i]);
-    admin_post("/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
+    tft_fake_post(fake, "/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
     tfh_close(h);
 }
 
@@ -840,8 +761,9 @@ static void test_live_retry_after(void)
     tfh *h = open_live(NULL);
     size_t n = 0;
     CU_ASSERT_EQUAL(tick(h, &n), TF_OK);
-    admin_post("/admin/fault", "{\"endpoint\":\"binance.book_ticker\",\"mode\":\"429\","
-                               "\"retry_after\":1,\"count\":1}");
+    tft_fake_post(fake, "/admin/fault",
+                  "{\"endpoint\":\"binance.book_ticker\",\"mode\":\"429\","
+                  "\"retry_after\":1,\"count\":1}");
     long long t429 = tft_mono_ms();
     CU_ASSERT_EQUAL(tick(h, &n), TF_ERATELIMIT);
     long long after_429 = binance_requests();

@@ -12,15 +12,14 @@
 
 #include <tickflow/tickflow.h>
 
-#define BT_SYMBOL_MAX      16   /* coin code buffer, NUL included */
-#define BT_SINGLE_MAX      3    /* more coins than this: ALL_KRW (one request instead of N) */
-#define BT_FUTURE_SLACK_MS 5000 /* a payload clock may run ahead of ours by this much */
-#define BT_URL_MAX         512
-#define BT_CTX_MAX         160
-#define BT_ERR_MAX         256
-#define BT_PATH_MAX        64
-#define BT_ALL             "ALL"
-#define BT_BOOK_QUERY      "?count=1" /* only the top level is used; 1 is valid for ALL too */
+#define BT_SYMBOL_MAX 16 /* coin code buffer, NUL included */
+#define BT_SINGLE_MAX 3  /* more coins than this: ALL_KRW (one request instead of N) */
+#define BT_URL_MAX    512
+#define BT_CTX_MAX    160
+#define BT_ERR_MAX    256
+#define BT_PATH_MAX   64
+#define BT_ALL        "ALL"
+#define BT_BOOK_QUERY "?count=1" /* only the top level is used; 1 is valid for ALL too */
 
 typedef struct bithumb {
     const tf_host *host;            /* borrowed, outlives the instance */
@@ -74,49 +73,9 @@ static const tf_option_def options[] = {
 
 /* ---- options ---- */
 
-static const char *json_type_name(const json_t *v)
-{
-    if (!v)
-        return "nothing (missing)";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static int init_base_url(bithumb *b, const char *url)
 {
-    const tf_host *h = b->host;
-    bool http = url && strncmp(url, "http://", 7) == 0 && url[7] != '\0' && url[7] != '/';
-    bool https = url && strncmp(url, "https://", 8) == 0 && url[8] != '\0' && url[8] != '/';
-    if (!http && !https) {
-        h->log(b->self, TF_LOG_ERROR,
-               "base_url: expected an http:// or https:// URL with a host, found \"%s\"",
-               url ? url : "");
-        return TF_EINVAL;
-    }
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    if (len > BT_URL_MAX - BT_PATH_MAX - 16) {
-        h->log(b->self, TF_LOG_ERROR, "base_url: expected at most %d characters, found %zu",
-               BT_URL_MAX - BT_PATH_MAX - 16, len);
-        return TF_EINVAL;
-    }
-    b->base_url = strndup(url, len);
-    return b->base_url ? TF_OK : TF_ENOMEM;
+    return b->host->base_url(b->self, "base_url", url, BT_URL_MAX - BT_PATH_MAX - 16, &b->base_url);
 }
 
 /* A coin code as Bithumb writes it: letters and digits ("BTC", "1INCH"); stored upper case. */
@@ -132,7 +91,7 @@ static int init_symbol(bithumb *b, size_t i, const json_t *item)
         h->log(b->self, TF_LOG_ERROR,
                "symbols[%zu]: expected a coin code of 1 to %d letters or digits (e.g. BTC), found "
                "\"%s\"",
-               i, BT_SYMBOL_MAX - 1, s ? s : json_type_name(item));
+               i, BT_SYMBOL_MAX - 1, s ? s : b->host->json_type_name(item));
         return TF_EINVAL;
     }
     for (size_t k = 0; k <= len; k++)
@@ -181,16 +140,6 @@ static int init_symbols(bithumb *b, const json_t *list)
     return TF_OK;
 }
 
-static int positive_duration(bithumb *b, const tf_options *opts, const char *name, int64_t *out)
-{
-    *out = b->host->opt_duration_ms(opts, name);
-    if (*out > 0)
-        return TF_OK;
-    b->host->log(b->self, TF_LOG_ERROR, "%s: expected a duration > 0 such as 5s, found %lld ms",
-                 name, (long long)*out);
-    return TF_EINVAL;
-}
-
 static void bithumb_destroy(void *instance)
 {
     bithumb *b = instance;
@@ -215,9 +164,9 @@ static int bithumb_init(const tf_host *host, tf_instance *self, const tf_options
     if (rc == TF_OK)
         rc = init_symbols(b, host->opt_json(opts, "symbols"));
     if (rc == TF_OK)
-        rc = positive_duration(b, opts, "timeout", &b->timeout_ms);
+        rc = host->opt_positive_duration(self, opts, "timeout", &b->timeout_ms);
     if (rc == TF_OK)
-        rc = positive_duration(b, opts, "max_age", &b->max_age_ms);
+        rc = host->opt_positive_duration(self, opts, "max_age", &b->max_age_ms);
     if (rc == TF_OK && (!b->exchange || !b->exchange[0])) {
         host->log(self, TF_LOG_ERROR, "exchange: expected a name such as \"bithumb\", found \"\"");
         rc = TF_EINVAL;
@@ -239,81 +188,31 @@ static const char *status_field(const json_t *root, const char *key)
     return s ? s : "?";
 }
 
-/* The <title> of an HTML error page (a CDN's 502 names the host and the error), so the log
- * says who answered instead of just "not JSON". "" when there is none. */
-static void html_title(const char *body, char *out, size_t size)
-{
-    out[0] = '\0';
-    const char *start = body ? strstr(body, "<title>") : NULL;
-    const char *end = start ? strstr(start, "</title>") : NULL;
-    if (!end)
-        return;
-    start += strlen("<title>");
-    size_t n = (size_t)(end - start) < size - 1 ? (size_t)(end - start) : size - 1;
-    memcpy(out, start, n);
-    out[n] = '\0';
-}
-
 /* A non-2xx reply. Bithumb's own {"status","message"} body is quoted when there is one. */
-static int reply_http_error(bithumb *b, const char *ctx, long status, const tf_http_response *r)
+static int reply_http_error(bithumb *b, const tf_fetch *f)
 {
-    const tf_host *h = b->host;
-    size_t len = 0;
-    const char *body = h->http_body(r, &len);
-    json_t *root = len ? h->json_parse(body, len, NULL, 0) : NULL;
-    bool venue = json_is_object(root) && json_is_string(json_object_get(root, "status"));
-    const char *type = h->http_header(r, "Content-Type");
-    int rc = TF_EHTTP;
-    if (status == 429 || status == 418) {
-        const char *retry = h->http_header(r, "Retry-After");
-        rc = TF_ERATELIMIT;
-        h->report_error(b->self, rc,
-                        "%s: rate limited: HTTP %ld, %s%s%s; the core sends no request to this "
-                        "host until then",
-                        ctx, status, retry ? "Retry-After " : "no Retry-After (default backoff)",
-                        retry ? retry : "", retry ? " s" : "");
-    } else if (venue) {
-        /* 4xx with Bithumb's envelope is the API refusing the call; 5xx stays an HTTP error. */
-        rc = status < 500 ? TF_EAPI : TF_EHTTP;
-        h->report_error(b->self, rc,
-                        "%s: expected HTTP 200, found HTTP %ld with Bithumb error %s (%s)", ctx,
-                        status, status_field(root, "status"), status_field(root, "message"));
-    } else {
-        char title[96];
-        html_title(body, title, sizeof title);
-        h->report_error(b->self, rc,
-                        "%s: expected HTTP 200 with JSON, found HTTP %ld (%s, %zu bytes%s%s%s)",
-                        ctx, status, type ? type : "no Content-Type", len,
-                        title[0] ? ", title \"" : "", title, title[0] ? "\"" : "");
-    }
-    json_decref(root);
+    bool limited = f->status == 429 || f->status == 418;
+    bool venue = json_is_object(f->root) && json_is_string(json_object_get(f->root, "status"));
+    if (limited || !venue)
+        return b->host->fetch_http_error(b->self, f, "200");
+    /* 4xx with Bithumb's envelope is the API refusing the call; 5xx stays an HTTP error. */
+    int rc = f->status < 500 ? TF_EAPI : TF_EHTTP;
+    b->host->report_error(
+        b->self, rc, "%s: expected HTTP 200, found HTTP %ld with Bithumb error %s (%s)", f->context,
+        f->status, status_field(f->root, "status"), status_field(f->root, "message"));
     return rc;
 }
 
-/* A 2xx reply: a JSON object whose "status" is "0000" (errors also come with HTTP 200, so the
- * status field is the only verdict: NOTES.md 1a) and whose "data" is an object. */
-static int reply_parse(bithumb *b, const char *ctx, const tf_http_response *r, bt_reply *out)
+/* A 2xx reply's JSON: an object whose "status" is "0000" (errors also come with HTTP 200, so
+ * the status field is the only verdict: NOTES.md 1a) and whose "data" is an object. */
+static int reply_check(bithumb *b, const char *ctx, bt_reply *out)
 {
     const tf_host *h = b->host;
-    size_t len = 0;
-    const char *body = h->http_body(r, &len);
-    char err[BT_ERR_MAX];
-    if (len == 0) {
-        h->report_error(b->self, TF_EPARSE, "%s: expected a JSON object, found an empty body", ctx);
-        return TF_EPARSE;
-    }
-    out->root = h->json_parse(body, len, err, sizeof err);
-    if (!out->root) {
-        const char *type = h->http_header(r, "Content-Type");
-        h->report_error(b->self, TF_EPARSE, "%s: expected JSON, found invalid JSON (%s): %s", ctx,
-                        type ? type : "no Content-Type", err);
-        return TF_EPARSE;
-    }
     const json_t *status = json_object_get(out->root, "status");
     if (!json_is_string(status)) {
         h->report_error(b->self, TF_EPARSE,
                         "%s: status: expected a string such as \"0000\", found %s", ctx,
-                        json_type_name(status));
+                        h->json_type_name(status));
         return TF_EPARSE;
     }
     if (strcmp(json_string_value(status), "0000") != 0) {
@@ -325,45 +224,10 @@ static int reply_parse(bithumb *b, const char *ctx, const tf_http_response *r, b
     out->data = json_object_get(out->root, "data");
     if (!json_is_object(out->data)) {
         h->report_error(b->self, TF_EPARSE, "%s: data: expected an object, found %s", ctx,
-                        json_type_name(out->data));
+                        h->json_type_name(out->data));
         return TF_EPARSE;
     }
     return TF_OK;
-}
-
-static void report_no_response(bithumb *b, const char *ctx, int rc)
-{
-    const tf_host *h = b->host;
-    switch (rc) {
-    case TF_ERATELIMIT:
-        h->report_error(b->self, rc,
-                        "%s: no request made: rate limited (an earlier Retry-After from this host "
-                        "is in force, or no rate-limit token before the timeout)",
-                        ctx);
-        break;
-    case TF_ECIRCUIT:
-        h->report_error(b->self, rc,
-                        "%s: no request made: the circuit breaker for this host is open after "
-                        "repeated failures",
-                        ctx);
-        break;
-    case TF_ETIMEOUT:
-        h->report_error(b->self, rc, "%s: expected a response within %lld ms, found none", ctx,
-                        (long long)b->timeout_ms);
-        break;
-    case TF_ESTOPPED:
-        break; /* shutting down: not an error worth counting */
-    case TF_ECONNECT:
-        h->report_error(b->self, rc, "%s: expected a connection, found none (DNS, TCP or TLS)",
-                        ctx);
-        break;
-    case TF_ETOOLARGE:
-        h->report_error(b->self, rc, "%s: response larger than the HTTP size cap", ctx);
-        break;
-    default:
-        h->report_error(b->self, rc, "%s: request failed (status %d)", ctx, rc);
-        break;
-    }
 }
 
 /* GETs base_url + path + query and checks the envelope. On failure the error is reported and
@@ -379,23 +243,22 @@ static int bt_fetch(bithumb *b, const char *path, const char *query, bt_reply *o
         h->report_error(b->self, TF_EINVAL, "%s: URL longer than %d characters", ctx, BT_URL_MAX);
         return TF_EINVAL;
     }
-    tf_http_response *r = NULL;
-    int rc = h->http_get(b->self,
-                         &(tf_http_request){.struct_size = sizeof(tf_http_request),
-                                            .url = url,
-                                            .timeout_ms = b->timeout_ms},
-                         &r);
-    out->received_ms = h->now_ms();
-    if (rc != TF_OK) {
-        report_no_response(b, ctx, rc);
-        return rc;
+    tf_fetch f = {.struct_size = sizeof f, .context = ctx, .expected = "a JSON object"};
+    int rc = h->fetch_json(b->self,
+                           &(tf_http_request){.struct_size = sizeof(tf_http_request),
+                                              .url = url,
+                                              .timeout_ms = b->timeout_ms},
+                           &f);
+    out->received_ms = f.received_ms;
+    if (rc == TF_OK) {
+        out->root = f.root;
+        rc = reply_check(b, ctx, out);
+    } else {
+        if (f.status != 0 && (f.status < 200 || f.status > 299))
+            rc = reply_http_error(b, &f);
+        json_decref(f.root);
     }
-    long status = h->http_status(r);
-    if (status < 200 || status > 299)
-        rc = reply_http_error(b, ctx, status, r);
-    else
-        rc = reply_parse(b, ctx, r, out);
-    h->http_free(r);
+    h->http_free(f.response);
     return rc;
 }
 
@@ -413,7 +276,7 @@ static int get_number(bithumb *b, const char *ctx, const json_t *obj, const char
 }
 
 /* An epoch-ms timestamp that must be within max_age before `received` and at most
- * BT_FUTURE_SLACK_MS after it. Bithumb's other times are KST wall clock and are not used. */
+ * 5 s after it (host check_fresh). Bithumb's other times are KST wall clock and are not used. */
 static int get_timestamp(bithumb *b, const char *ctx, const json_t *obj, const char *key,
                          int64_t received, int64_t *out)
 {
@@ -425,22 +288,10 @@ static int get_timestamp(bithumb *b, const char *ctx, const json_t *obj, const c
         h->report_error(b->self, rc, "%s: %s: %s", ctx, key, err);
         return rc;
     }
-    if (ts < received - b->max_age_ms) {
-        h->report_error(
-            b->self, TF_EVALUE,
-            "%s: %s: stale: expected at most %lld ms (max_age) before receipt, found %lld "
-            "ms (%lld)",
-            ctx, key, (long long)b->max_age_ms, (long long)(received - ts), (long long)ts);
-        return TF_EVALUE;
-    }
-    if (ts > received + BT_FUTURE_SLACK_MS) {
-        h->report_error(b->self, TF_EVALUE,
-                        "%s: %s: expected at most %d ms in the future, found %lld ms (%lld)", ctx,
-                        key, BT_FUTURE_SLACK_MS, (long long)(ts - received), (long long)ts);
-        return TF_EVALUE;
-    }
-    *out = ts;
-    return TF_OK;
+    rc = h->check_fresh(b->self, ctx, key, ts, received, b->max_age_ms);
+    if (rc == TF_OK)
+        *out = ts;
+    return rc;
 }
 
 /* One coin's ticker object: last trade (closing_price) and rolling 24 h volume. */
@@ -448,7 +299,7 @@ static int parse_ticker(bithumb *b, const char *ctx, const json_t *t, bt_quote *
 {
     if (!json_is_object(t)) {
         b->host->report_error(b->self, TF_EPARSE, "%s: expected a ticker object, found %s", ctx,
-                              json_type_name(t));
+                              b->host->json_type_name(t));
         return TF_EPARSE;
     }
     int rc = get_number(b, ctx, t, "closing_price", TF_NUM_POSITIVE, &q->last);
@@ -469,7 +320,8 @@ static int best_price(bithumb *b, const char *ctx, const json_t *book, const cha
     const json_t *levels = json_object_get(book, side);
     if (!json_is_array(levels) || json_array_size(levels) == 0) {
         h->report_error(b->self, TF_EVALUE, "%s: %s: expected a non-empty array, found %s", ctx,
-                        side, json_is_array(levels) ? "an empty array" : json_type_name(levels));
+                        side,
+                        json_is_array(levels) ? "an empty array" : b->host->json_type_name(levels));
         return TF_EVALUE;
     }
     size_t i;
@@ -496,7 +348,7 @@ static int parse_book(bithumb *b, const char *ctx, const char *sym, const json_t
     const tf_host *h = b->host;
     if (!json_is_object(book)) {
         h->report_error(b->self, TF_ENOTFOUND, "%s: expected an order book for %s, found %s", ctx,
-                        sym, json_type_name(book));
+                        sym, b->host->json_type_name(book));
         return TF_ENOTFOUND;
     }
     const char *coin = json_string_value(json_object_get(book, "order_currency"));
@@ -617,7 +469,7 @@ static int collect_coin(bithumb *b, const bt_all *all, const char *sym, tf_batch
     if (!json_is_object(t)) {
         /* Absent, or listed as [] (an inactive coin): nothing to publish for it. */
         h->report_error(b->self, TF_ENOTFOUND, "%s: expected a ticker for %s, found %s", ctx, sym,
-                        json_type_name(t));
+                        b->host->json_type_name(t));
         return TF_ENOTFOUND;
     }
     bt_quote q = {.ts_exchange = all->ts_exchange, .ts_received = all->ticker.received_ms};

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tf_config.h"
+#include "tf_fake.h"
 #include "tf_fixture_server.h"
 #include "tf_http.h"
 #include "tf_instance.h"
@@ -544,115 +545,24 @@ static void test_options(void)
 
 /* ---- live: tickflow-fake-exchange ---- */
 
-typedef struct fake {
-    pid_t pid;
-    char *dir;
-    char port_file[512];
-    char base[64];
-} fake;
-
-static fake fx;
-
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    buf *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, p, size * n);
-    b->data = grown;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET (body NULL) or POST an admin path; the JSON reply (new reference) or NULL. */
-static json_t *admin(const char *path, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", fx.base, path);
-    CURL *c = curl_easy_init();
-    buf b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    json_t *j = cc == CURLE_OK && b.data ? json_loads(b.data, 0, NULL) : NULL;
-    if (status != 200)
-        fprintf(stderr, "%s %s: HTTP %ld %s\n", body ? "POST" : "GET", path, status,
-                b.data ? b.data : "");
-    CU_ASSERT_EQUAL(status, 200);
-    free(b.data);
-    return j;
-}
-
-static void admin_post(const char *path, const char *body)
-{
-    json_decref(admin(path, body));
-}
-
-/* endpoints.<id>.<what> of /admin/stats ("requests" or "connections"). */
-static long long stat_of(const char *endpoint, const char *what)
-{
-    json_t *s = admin("/admin/stats", NULL);
-    json_t *v = json_object_get(json_object_get(json_object_get(s, "endpoints"), endpoint), what);
-    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-    json_decref(s);
-    return n;
-}
-
-static bool port_written(void *arg)
-{
-    (void)arg;
-    return access(fx.port_file, R_OK) == 0;
-}
+static tft_fake *fake;
 
 static int suite_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     srv = tft_server_start();
-    fx.dir = tft_mkdtemp();
-    if (!srv || !fx.dir)
+    if (!srv)
         return 1;
-    snprintf(fx.port_file, sizeof fx.port_file, "%s/port", fx.dir);
-    char log[600];
-    snprintf(log, sizeof log, "%s/fake.log", fx.dir);
-    const char *argv[] = {tft_bin("tickflow-fake-exchange"),
-                          "--port",
-                          "0",
-                          "--port-file",
-                          fx.port_file,
-                          "--quiet",
-                          NULL};
-    fx.pid = tft_spawn(argv, log, NULL);
-    if (fx.pid < 0 || !tft_wait_until(port_written, NULL, 10000))
+    fake = tft_fake_start(NULL);
+    if (!fake)
         return 1;
-    char *port = tft_read_file(fx.port_file, NULL);
-    if (!port)
-        return 1;
-    snprintf(fx.base, sizeof fx.base, "http://127.0.0.1:%d", atoi(port));
-    free(port);
+    fake->strict = true;
     return 0;
 }
 
 static int suite_cleanup(void)
 {
-    if (fx.pid > 0)
-        tft_stop(fx.pid, SIGTERM, 5000);
-    tft_rmdir(fx.dir);
-    free(fx.dir);
+    tft_fake_stop(fake);
     tft_server_stop(srv);
     curl_global_cleanup();
     return 0;
@@ -661,7 +571,7 @@ static int suite_cleanup(void)
 static tfh *open_live(const char *extra)
 {
     char with[512];
-    snprintf(with, sizeof with, "{base_url: '%s'%s%s}", fx.base, extra ? ", " : "",
+    snprintf(with, sizeof with, "{base_url: '%s'%s%s}", fake->base, extra ? ", " : "",
              extra ? extra : "");
     tfh *h = tfh_open("source", PLUGIN, with, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -670,10 +580,12 @@ static tfh *open_live(const char *extra)
 
 static void test_live_fixed_price(void)
 {
-    admin_post("/admin/price", "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"krw\":136850000,"
-                               "\"krw_bid\":136849000,\"krw_ask\":136850000}");
-    admin_post("/admin/price", "{\"symbol\":\"ETH\",\"usdt\":3500,\"krw\":4968000,"
-                               "\"krw_bid\":4967000,\"krw_ask\":4969000}");
+    tft_fake_post(fake, "/admin/price",
+                  "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"krw\":136850000,"
+                  "\"krw_bid\":136849000,\"krw_ask\":136850000}");
+    tft_fake_post(fake, "/admin/price",
+                  "{\"symbol\":\"ETH\",\"usdt\":3500,\"krw\":4968000,"
+                  "\"krw_bid\":4967000,\"krw_ask\":4969000}");
     tfh *h = open_live("symbols: [BTC, ETH]");
     tf_batch *b = tf_batch_create();
     int64_t before = tf_now_ms();
@@ -698,11 +610,12 @@ static void test_live_fixed_price(void)
 /* "*" against the fake exchange: every coin it lists, one request per endpoint. */
 static void test_live_every_market(void)
 {
-    admin_post("/admin/price", "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"krw\":136850000,"
-                               "\"krw_bid\":136849000,\"krw_ask\":136850000}");
+    tft_fake_post(fake, "/admin/price",
+                  "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"krw\":136850000,"
+                  "\"krw_bid\":136849000,\"krw_ask\":136850000}");
     tfh *h = open_live("symbols: '*'");
-    long long t0 = stat_of("bithumb.ticker", "requests");
-    long long k0 = stat_of("bithumb.orderbook", "requests");
+    long long t0 = tft_fake_stat(fake, "bithumb.ticker", "requests");
+    long long k0 = tft_fake_stat(fake, "bithumb.orderbook", "requests");
     tf_batch *b = tf_batch_create();
     CU_ASSERT_EQUAL(tfh_collect(h, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 7); /* BTC ETH XRP SOL DOGE ADA USDT */
@@ -714,8 +627,8 @@ static void test_live_every_market(void)
         CU_ASSERT_TRUE(tfh_double(x, "bid") <= tfh_double(x, "ask"));
         CU_ASSERT_TRUE(tfh_double(x, "last") > 0);
     }
-    CU_ASSERT_EQUAL(stat_of("bithumb.ticker", "requests"), t0 + 1);
-    CU_ASSERT_EQUAL(stat_of("bithumb.orderbook", "requests"), k0 + 1);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "bithumb.ticker", "requests"), t0 + 1);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "bithumb.orderbook", "requests"), k0 + 1);
     tf_batch_destroy(b);
     tfh_close(h);
 }
@@ -750,7 +663,7 @@ static void check_fault(tfh *h, const char *endpoint, const fault_case *c)
              "{\"endpoint\":\"%s\",\"mode\":\"%s\",\"retry_after\":1,\"delay_ms\":1500,"
              "\"count\":1}",
              endpoint, c->mode);
-    admin_post("/admin/fault", body);
+    tft_fake_post(fake, "/admin/fault", body);
     const char *cls = tf_status_name(c->want);
     double before = errors_of(cls);
     size_t n = 99;
@@ -775,7 +688,7 @@ static void test_live_faults(void)
     for (size_t e = 0; e < TF_ARRAY_LEN(endpoints); e++)
         for (size_t i = 0; i < TF_ARRAY_LEN(fault_cases); i++)
             check_fault(h, endpoints[e], &fault_cases[i]);
-    admin_post("/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
+    tft_fake_post(fake, "/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
     tfh_close(h);
 }
 
@@ -783,15 +696,15 @@ static void test_live_faults(void)
 static void test_live_keep_alive(void)
 {
     tfh *h = open_live("book: false");
-    admin_post("/admin/reset", "{}");
+    tft_fake_post(fake, "/admin/reset", "{}");
     for (int i = 0; i < 20; i++) {
         size_t n = 0;
         CU_ASSERT_EQUAL(tick(h, &n), TF_OK);
         CU_ASSERT_EQUAL(n, 1);
     }
-    CU_ASSERT_EQUAL(stat_of("bithumb.ticker", "requests"), 20);
-    CU_ASSERT_EQUAL(stat_of("bithumb.ticker", "connections"), 1);
-    CU_ASSERT_EQUAL(stat_of("bithumb.orderbook", "requests"), 0);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "bithumb.ticker", "requests"), 20);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "bithumb.ticker", "connections"), 1);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "bithumb.orderbook", "requests"), 0);
     tfh_close(h);
 }
 

@@ -80,26 +80,10 @@ static int failf(char *err, size_t err_size, int status, const char *fmt, ...)
     return status;
 }
 
-static const char *json_kind_name(const json_t *v)
+/* The host's names, but "nothing" for a missing value: these messages read "found nothing". */
+static const char *json_kind_name(const tf_host *h, const json_t *v)
 {
-    if (!v)
-        return "nothing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
+    return v ? h->json_type_name(v) : "nothing";
 }
 
 /* Short text for the statuses http_get returns without a response. */
@@ -265,7 +249,7 @@ static int dunamu_parse(const tf_host *h, const json_t *root, int64_t asked_ms, 
     (void)asked_ms;
     if (!json_is_array(root))
         return failf(err, err_size, TF_EPARSE, "expected a JSON array of quotes, found %s",
-                     json_kind_name(root));
+                     json_kind_name(h, root));
     /* Several codes may be asked at once and the order is not guaranteed: look it up. */
     const json_t *row = NULL;
     size_t i;
@@ -322,18 +306,18 @@ static int er_api_parse(const tf_host *h, const json_t *root, int64_t asked_ms, 
     (void)asked_ms;
     if (!json_is_object(root))
         return failf(err, err_size, TF_EPARSE, "expected a JSON object, found %s",
-                     json_kind_name(root));
+                     json_kind_name(h, root));
     if (!str_eq(json_object_get(root, "result"), "success"))
         return failf(err, err_size, TF_EPARSE, "result: expected \"success\", found %s",
-                     json_kind_name(json_object_get(root, "result")));
+                     json_kind_name(h, json_object_get(root, "result")));
     const json_t *base = json_object_get(root, "base_code");
     if (base && !str_eq(base, "USD"))
         return failf(err, err_size, TF_EPARSE, "base_code: expected \"USD\", found %s",
-                     json_is_string(base) ? json_string_value(base) : json_kind_name(base));
+                     json_is_string(base) ? json_string_value(base) : json_kind_name(h, base));
     const json_t *rates = json_object_get(root, "rates");
     if (!json_is_object(rates))
         return failf(err, err_size, TF_EPARSE, "rates: expected an object, found %s",
-                     json_kind_name(rates));
+                     json_kind_name(h, rates));
     int64_t s;
     int rc = field_number(h, rates, "KRW", FX_NUMBER, &q->rate, err, err_size);
     if (rc == TF_OK)
@@ -377,14 +361,14 @@ static int xhost_parse(const tf_host *h, const json_t *root, int64_t asked_ms, f
     (void)asked_ms;
     if (!json_is_object(root))
         return failf(err, err_size, TF_EPARSE, "expected a JSON object, found %s",
-                     json_kind_name(root));
+                     json_kind_name(h, root));
     if (!json_is_true(json_object_get(root, "success")))
         return failf(err, err_size, TF_EPARSE, "success: expected true, found %s",
-                     json_kind_name(json_object_get(root, "success")));
+                     json_kind_name(h, json_object_get(root, "success")));
     const json_t *quotes = json_object_get(root, "quotes");
     if (!json_is_object(quotes))
         return failf(err, err_size, TF_EPARSE, "quotes: expected an object, found %s",
-                     json_kind_name(quotes));
+                     json_kind_name(h, quotes));
     int64_t s;
     int rc = field_number(h, quotes, "USDKRW", FX_NUMBER, &q->rate, err, err_size);
     if (rc == TF_OK)
@@ -498,7 +482,7 @@ static int koreaexim_parse(const tf_host *h, const json_t *root, int64_t asked_m
 {
     if (!json_is_array(root))
         return failf(err, err_size, TF_EPARSE, "expected a JSON array of currencies, found %s",
-                     json_kind_name(root));
+                     json_kind_name(h, root));
     /* [] = no fixing for that day yet: weekend, holiday, or before the ~11:00 KST update. */
     if (json_array_size(root) == 0)
         return failf(err, err_size, TF_ENOTFOUND,
@@ -557,11 +541,11 @@ static int bithumb_parse(const tf_host *h, const json_t *root, int64_t asked_ms,
     (void)asked_ms;
     if (!json_is_object(root) || !str_eq(json_object_get(root, "status"), "0000"))
         return failf(err, err_size, TF_EPARSE, "expected an object with status \"0000\", found %s",
-                     json_kind_name(root));
+                     json_kind_name(h, root));
     const json_t *data = json_object_get(root, "data");
     if (!json_is_object(data))
         return failf(err, err_size, TF_EPARSE, "data: expected an object, found %s",
-                     json_kind_name(data));
+                     json_kind_name(h, data));
     int rc = field_number(h, data, "closing_price", FX_STRING, &q->rate, err, err_size);
     if (rc == TF_OK)
         rc = field_int64(h, data, "date", FX_STRING, &q->ts_provider, err, err_size);
@@ -640,7 +624,7 @@ static int item_duration(fx *f, const json_t *v, size_t idx, int64_t *out)
     f->host->log(f->self, TF_LOG_ERROR,
                  "providers[%zu].max_age: expected a positive duration such as 30m or 26h, "
                  "found %s",
-                 idx, json_kind_name(v));
+                 idx, json_kind_name(f->host, v));
     return TF_EINVAL;
 }
 
@@ -652,7 +636,7 @@ static int configure_provider(fx *f, const tf_options *opts, const json_t *item,
     const json_t *name = json_is_string(item) ? item : json_object_get(item, "name");
     if (!json_is_string(name)) {
         h->log(f->self, TF_LOG_ERROR, "providers[%zu].name: expected one of %s, found %s", idx,
-               FX_KIND_NAMES, json_kind_name(name));
+               FX_KIND_NAMES, json_kind_name(f->host, name));
         return TF_EINVAL;
     }
     p->kind = kind_by_name(json_string_value(name));
@@ -809,21 +793,22 @@ static bool http_ok(long status)
 
 /* Classifies a response: rate limiting, the provider's own error object, then the HTTP status,
  * then the layout. Fills q on TF_OK. */
-static int read_response(fx *f, const fx_provider *p, long status, const char *body, size_t len,
-                         int64_t asked_ms, fx_quote *q, char *err, size_t err_size)
+static int read_response(fx *f, const fx_provider *p, const tf_fetch *ft, int64_t asked_ms,
+                         fx_quote *q, char *err, size_t err_size)
 {
+    long status = ft->status;
     if (status == 429 || status == 418)
         return failf(err, err_size, TF_ERATELIMIT,
                      "HTTP %ld (rate limited; the client honours Retry-After)", status);
-    char jerr[256];
-    json_t *root = len ? f->host->json_parse(body, len, jerr, sizeof jerr) : NULL;
+    const json_t *root = ft->root;
     int rc;
     if (!root && !http_ok(status))
         rc = failf(err, err_size, TF_EHTTP, "HTTP %ld with a body that is not JSON", status);
-    else if (!root && len == 0)
+    else if (!root && ft->body_len == 0)
         rc = failf(err, err_size, TF_EPARSE, "expected a JSON body, found an empty body");
     else if (!root)
-        rc = failf(err, err_size, TF_EPARSE, "expected a JSON body, found invalid JSON (%s)", jerr);
+        rc = failf(err, err_size, TF_EPARSE, "expected a JSON body, found invalid JSON (%s)",
+                   ft->error);
     else if (p->kind->api_error(root, err, err_size))
         rc = TF_EAPI;
     else if (!http_ok(status))
@@ -835,7 +820,6 @@ static int read_response(fx *f, const fx_provider *p, long status, const char *b
         size_t used = strlen(err);
         snprintf(err + used, err_size - used, " (HTTP %ld)", status);
     }
-    json_decref(root);
     return rc;
 }
 
@@ -876,15 +860,16 @@ static int ask_provider(fx *f, const fx_provider *p, fx_quote *q, int64_t *recei
                            .url = url,
                            .headers = headers,
                            .timeout_ms = f->timeout_ms};
-    tf_http_response *resp = NULL;
-    int rc = h->http_get(f->self, &req, &resp);
-    *received_ms = h->now_ms();
-    if (rc != TF_OK)
-        return failf(err, err_size, rc, "%s", status_text(rc));
-    size_t len = 0;
-    const char *body = h->http_body(resp, &len);
-    rc = read_response(f, p, h->http_status(resp), body, len, asked_ms, q, err, err_size);
-    h->http_free(resp);
+    /* Quiet: every failure becomes one reason in the failover summary, not a report. */
+    tf_fetch ft = {.struct_size = sizeof ft, .context = p->kind->name, .flags = TF_FETCH_QUIET};
+    int rc = h->fetch_json(f->self, &req, &ft);
+    *received_ms = ft.received_ms;
+    if (ft.status == 0)
+        rc = failf(err, err_size, rc, "%s", status_text(rc));
+    else
+        rc = read_response(f, p, &ft, asked_ms, q, err, err_size);
+    json_decref(ft.root);
+    h->http_free(ft.response);
     if (rc == TF_OK)
         rc = check_quote(p, q, *received_ms, err, err_size);
     return rc;

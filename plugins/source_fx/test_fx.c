@@ -4,7 +4,6 @@
  * provider (log once, counter, gauge), option validation, and the live fake exchange with every
  * fault mode on dunamu.forex.
  */
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tf_fake.h"
 #include "tf_fixture_server.h"
 #include "tf_metrics.h"
 #include "tf_plugin_harness.h"
@@ -682,86 +682,23 @@ static void test_options(void)
 
 /* ---- the live fake exchange ---- */
 
-typedef struct fake {
-    pid_t pid;
-    char port_file[1100];
-    char base[64];
-} fake;
-
-static bool port_file_ready(void *arg)
-{
-    fake *f = arg;
-    char *text = tft_read_file(f->port_file, NULL);
-    int port = text ? atoi(text) : 0;
-    free(text);
-    if (port > 0)
-        snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", port);
-    return port > 0;
-}
-
-static bool fake_start(fake *f, const char *tag)
-{
-    snprintf(f->port_file, sizeof f->port_file, "%s/%s.port", g_dir, tag);
-    char log[1100];
-    snprintf(log, sizeof log, "%s/%s.log", g_dir, tag);
-    char bin[1024];
-    snprintf(bin, sizeof bin, "%s", tft_bin("tickflow-fake-exchange"));
-    const char *argv[] = {bin, "--port", "0", "--port-file", f->port_file, "--quiet", NULL};
-    f->pid = tft_spawn(argv, log, NULL);
-    return f->pid > 0 && tft_wait_until(port_file_ready, f, 10000);
-}
-
-static void fake_stop(fake *f)
-{
-    if (f->pid > 0)
-        tft_stop(f->pid, SIGTERM, 5000);
-    f->pid = 0;
-}
-
-static size_t discard(char *ptr, size_t size, size_t n, void *user)
-{
-    (void)ptr;
-    (void)user;
-    return size * n;
-}
-
-/* POSTs a JSON body to the fake's admin API; returns the HTTP status (0 on failure). */
-static long admin_post(const fake *f, const char *path, const char *json)
-{
-    CURL *c = curl_easy_init();
-    if (!c)
-        return 0;
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", f->base, path);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 /* Every fault mode on dunamu.forex: failover to er_api, error class counted, and dunamu again
  * on the tick after the fault is cleared. Dunamu and er_api are separate fake processes (two
  * hosts, as in production), so a 429 on one host does not block the other. */
 static void test_live_fault_modes(void)
 {
-    fake a = {0};
-    fake b = {0};
-    CU_ASSERT_FATAL(fake_start(&a, "fake_dunamu"));
-    CU_ASSERT_FATAL(fake_start(&b, "fake_er_api"));
-    CU_ASSERT_EQUAL(admin_post(&a, "/admin/price", "{\"usdkrw\":1402.5}"), 200);
-    CU_ASSERT_EQUAL(admin_post(&b, "/admin/price", "{\"usdkrw\":1401.5}"), 200);
+    tft_fake *a = NULL;
+    tft_fake *b = NULL;
+    a = tft_fake_start(NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    b = tft_fake_start(NULL);
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_EQUAL(tft_fake_send(a, "/admin/price", "{\"usdkrw\":1402.5}"), 200);
+    CU_ASSERT_EQUAL(tft_fake_send(b, "/admin/price", "{\"usdkrw\":1401.5}"), 200);
     capture_start();
     tfh *h = open_fx("{providers: [{name: dunamu, base_url: '%s'}, {name: er_api, base_url: "
                      "'%s'}], timeout: 1s}",
-                     a.base, b.base);
+                     a->base, b->base);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     tick_result t = tick(h);
     CU_ASSERT_EQUAL(t.rc, TF_OK);
@@ -783,7 +720,7 @@ static void test_live_fault_modes(void)
                  "{\"endpoint\":\"dunamu.forex\",\"mode\":\"%s\",\"retry_after\":1,"
                  "\"delay_ms\":3000,\"count\":0}",
                  modes[i].mode);
-        CU_ASSERT_EQUAL(admin_post(&a, "/admin/fault", body), 200);
+        CU_ASSERT_EQUAL(tft_fake_send(a, "/admin/fault", body), 200);
         double errs = errors_of(modes[i].expect);
         for (int k = 0; k < 2; k++) {
             t = tick(h);
@@ -796,7 +733,7 @@ static void test_live_fault_modes(void)
                     tf_status_name(modes[i].expect));
         CU_ASSERT(errors_of(modes[i].expect) - errs >= 1);
         CU_ASSERT_EQUAL(failovers() - f0, (double)(i + 1));
-        CU_ASSERT_EQUAL(admin_post(&a, "/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}"),
+        CU_ASSERT_EQUAL(tft_fake_send(a, "/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}"),
                         200);
         if (modes[i].expect == TF_ERATELIMIT) {
             /* The host stays blocked for its Retry-After (1 s): poll until it is over. */
@@ -818,16 +755,17 @@ static void test_live_fault_modes(void)
     int n = (int)TF_ARRAY_LEN(modes);
     CU_ASSERT_EQUAL(captured("fx: using er_api (dunamu failed:"), n);
     CU_ASSERT_EQUAL(captured("fx: using dunamu again"), n);
-    fake_stop(&a);
-    fake_stop(&b);
+    tft_fake_stop(a);
+    tft_fake_stop(b);
 }
 
 /* Each provider against the fake exchange, with an exact FX set through the admin API. */
 static void test_live_each_provider(void)
 {
-    fake a = {0};
-    CU_ASSERT_FATAL(fake_start(&a, "fake_all"));
-    CU_ASSERT_EQUAL(admin_post(&a, "/admin/price", "{\"usdkrw\":1402.5}"), 200);
+    tft_fake *a = NULL;
+    a = tft_fake_start(NULL);
+    CU_ASSERT_FATAL(a != NULL);
+    CU_ASSERT_EQUAL(tft_fake_send(a, "/admin/price", "{\"usdkrw\":1402.5}"), 200);
     time_t kst = (time_t)(time(NULL) + 9 * 3600);
     struct tm tm;
     gmtime_r(&kst, &tm);
@@ -836,7 +774,7 @@ static void test_live_each_provider(void)
                                         "bithumb_usdt"};
     for (size_t i = 0; i < TF_ARRAY_LEN(names); i++) {
         const prov *p = prov_of(names[i]);
-        tfh *h = open_fx("{providers: [{name: %s, base_url: '%s'%s}]}", p->name, a.base,
+        tfh *h = open_fx("{providers: [{name: %s, base_url: '%s'%s}]}", p->name, a->base,
                          p->key ? ", api_key: '${FX_TEST_KEY}'" : "");
         CU_ASSERT_PTR_NOT_NULL_FATAL(h);
         tick_result t = tick(h);
@@ -855,7 +793,7 @@ static void test_live_each_provider(void)
         }
         tfh_close(h);
     }
-    fake_stop(&a);
+    tft_fake_stop(a);
 }
 
 static int suite_init(void)

@@ -13,16 +13,15 @@
 
 #include <tickflow/tickflow.h>
 
-#define HJ_SYMBOL_MAX      24   /* base asset, NUL included */
-#define HJ_VENUE_MAX       64   /* venue symbol ("KRW-BTC", "BTC-USDT-SWAP"), NUL included */
-#define HJ_URL_MAX         2048 /* an expanded URL */
-#define HJ_CTX_MAX         256  /* "<exchange> <path>" prefix of messages */
-#define HJ_ERR_MAX         256
-#define HJ_TEXT_MAX        160  /* a venue message or a JSON value quoted in a message */
-#define HJ_FUTURE_SLACK_MS 5000 /* a payload clock may run ahead of ours by this much */
-#define HJ_ONE             "{symbol}"
-#define HJ_JOINED          "{symbols}"
-#define HJ_EVERY           "*"
+#define HJ_SYMBOL_MAX 24   /* base asset, NUL included */
+#define HJ_VENUE_MAX  64   /* venue symbol ("KRW-BTC", "BTC-USDT-SWAP"), NUL included */
+#define HJ_URL_MAX    2048 /* an expanded URL */
+#define HJ_CTX_MAX    256  /* "<exchange> <path>" prefix of messages */
+#define HJ_ERR_MAX    256
+#define HJ_TEXT_MAX   160 /* a venue message or a JSON value quoted in a message */
+#define HJ_ONE        "{symbol}"
+#define HJ_JOINED     "{symbols}"
+#define HJ_EVERY      "*"
 
 /* ---- option table ---- */
 
@@ -241,26 +240,12 @@ typedef struct hj_tally {
 
 /* ---- small helpers ---- */
 
-static const char *json_type_name(const json_t *v)
+/* The host's names, plus "an empty array": an empty `items` is the usual surprise here. */
+static const char *type_name(const http_json *h, const json_t *v)
 {
-    if (!v)
-        return "nothing (missing)";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return json_array_size(v) ? "an array" : "an empty array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
+    if (json_is_array(v) && json_array_size(v) == 0)
+        return "an empty array";
+    return h->host->json_type_name(v);
 }
 
 /* A JSON value as compact text for a message ("51001" with its quotes, 0, null), cut to fit. */
@@ -390,7 +375,7 @@ static int init_symbol(http_json *h, size_t i, const json_t *item)
         h->host->log(h->self, TF_LOG_ERROR,
                      "symbols[%zu]: expected a base asset of 1 to %d letters or digits (e.g. "
                      "BTC) or \"*\" alone, found \"%s\"",
-                     i, HJ_SYMBOL_MAX - 1, s ? s : json_type_name(item));
+                     i, HJ_SYMBOL_MAX - 1, s ? s : type_name(h, item));
         return TF_EINVAL;
     }
     for (size_t k = 0; k <= len; k++)
@@ -580,16 +565,6 @@ static int init_headers(http_json *h, const json_t *list)
         h->headers[i] = s;
     }
     return TF_OK;
-}
-
-static int positive_duration(http_json *h, const tf_options *opts, const char *name, int64_t *out)
-{
-    *out = h->host->opt_duration_ms(opts, name);
-    if (*out > 0)
-        return TF_OK;
-    h->host->log(h->self, TF_LOG_ERROR, "%s: expected a duration > 0 such as 5s, found %lld ms",
-                 name, (long long)*out);
-    return TF_EINVAL;
 }
 
 static int non_empty(http_json *h, const char *name, const char *value, const char *example)
@@ -828,9 +803,9 @@ static int hj_init(const tf_host *host, tf_instance *self, const tf_options *opt
     if (rc == TF_OK)
         rc = init_headers(h, host->opt_json(opts, "headers"));
     if (rc == TF_OK)
-        rc = positive_duration(h, opts, "timeout", &h->timeout_ms);
+        rc = host->opt_positive_duration(self, opts, "timeout", &h->timeout_ms);
     if (rc == TF_OK)
-        rc = positive_duration(h, opts, "max_age", &h->max_age_ms);
+        rc = host->opt_positive_duration(self, opts, "max_age", &h->max_age_ms);
     if (rc != TF_OK)
         goto fail;
     *instance = h;
@@ -860,57 +835,19 @@ static void venue_message(const http_json *h, const json_t *root, char *out, siz
         snprintf(out, size, ": %s", text);
 }
 
-/* The <title> of an HTML error page (a CDN's 502 names the host and the error). */
-static void html_title(const char *body, char *out, size_t size)
-{
-    out[0] = '\0';
-    const char *start = body ? strstr(body, "<title>") : NULL;
-    const char *end = start ? strstr(start, "</title>") : NULL;
-    if (!end)
-        return;
-    start += strlen("<title>");
-    size_t n = (size_t)(end - start) < size - 1 ? (size_t)(end - start) : size - 1;
-    memcpy(out, start, n);
-    out[n] = '\0';
-}
-
-static int reply_rate_limited(http_json *h, const char *ctx, long status, const tf_http_response *r)
-{
-    const char *retry = h->host->http_header(r, "Retry-After");
-    h->host->report_error(h->self, TF_ERATELIMIT,
-                          "%s: rate limited: HTTP %ld, %s%s%s; the core sends no request to this "
-                          "host until then",
-                          ctx, status, retry ? "Retry-After " : "no Retry-After (default backoff)",
-                          retry ? retry : "", retry ? " s" : "");
-    return TF_ERATELIMIT;
-}
-
 /* A non-2xx reply. A 4xx carrying the venue's error text is the API refusing the call. */
-static int reply_http_error(http_json *h, const char *ctx, long status, const tf_http_response *r)
+static int reply_http_error(http_json *h, const tf_fetch *f)
 {
-    const tf_host *host = h->host;
-    if (status == 429 || status == 418)
-        return reply_rate_limited(h, ctx, status, r);
-    size_t len = 0;
-    const char *body = host->http_body(r, &len);
-    json_t *root = len ? host->json_parse(body, len, NULL, 0) : NULL;
+    if (f->status == 429 || f->status == 418)
+        return h->host->fetch_http_error(h->self, f, "2xx");
     char msg[HJ_TEXT_MAX + 4];
-    venue_message(h, root, msg, sizeof msg);
-    json_decref(root);
-    if (msg[0]) {
-        int rc = status < 500 ? TF_EAPI : TF_EHTTP;
-        host->report_error(h->self, rc, "%s: expected HTTP 2xx, found HTTP %ld%s", ctx, status,
-                           msg);
-        return rc;
-    }
-    const char *type = host->http_header(r, "Content-Type");
-    char title[96];
-    html_title(body, title, sizeof title);
-    host->report_error(h->self, TF_EHTTP,
-                       "%s: expected HTTP 2xx with JSON, found HTTP %ld (%s, %zu bytes%s%s%s)", ctx,
-                       status, type ? type : "no Content-Type", len, title[0] ? ", title \"" : "",
-                       title, title[0] ? "\"" : "");
-    return TF_EHTTP;
+    venue_message(h, f->root, msg, sizeof msg);
+    if (!msg[0])
+        return h->host->fetch_http_error(h->self, f, "2xx");
+    int rc = f->status < 500 ? TF_EAPI : TF_EHTTP;
+    h->host->report_error(h->self, rc, "%s: expected HTTP 2xx, found HTTP %ld%s", f->context,
+                          f->status, msg);
+    return rc;
 }
 
 /* The `ok` condition. A missing pointer under `==` means the reply is not this API's layout
@@ -934,7 +871,7 @@ static int check_ok(http_json *h, const char *ctx, const json_t *root)
     if (!v) {
         host->report_error(h->self, TF_EPARSE,
                            "%s: expected %s (ok), found no %s in the reply (%s at the root)", ctx,
-                           h->ok.text, h->ok.pointer, json_type_name(root));
+                           h->ok.text, h->ok.pointer, type_name(h, root));
         return TF_EPARSE;
     }
     if (json_equal(v, h->ok.want))
@@ -946,85 +883,28 @@ static int check_ok(http_json *h, const char *ctx, const json_t *root)
     return TF_EAPI;
 }
 
-/* A 2xx reply: JSON that passes `ok`. */
-static int reply_parse(http_json *h, const char *ctx, const tf_http_response *r, hj_reply *out)
-{
-    const tf_host *host = h->host;
-    size_t len = 0;
-    const char *body = host->http_body(r, &len);
-    if (len == 0) {
-        host->report_error(h->self, TF_EPARSE, "%s: expected JSON, found an empty body", ctx);
-        return TF_EPARSE;
-    }
-    char err[HJ_ERR_MAX];
-    out->root = host->json_parse(body, len, err, sizeof err);
-    if (!out->root) {
-        const char *type = host->http_header(r, "Content-Type");
-        host->report_error(h->self, TF_EPARSE, "%s: expected JSON, found invalid JSON (%s): %s",
-                           ctx, type ? type : "no Content-Type", err);
-        return TF_EPARSE;
-    }
-    return check_ok(h, ctx, out->root);
-}
-
-static void report_no_response(http_json *h, const char *ctx, int rc)
-{
-    const tf_host *host = h->host;
-    switch (rc) {
-    case TF_ERATELIMIT:
-        host->report_error(h->self, rc,
-                           "%s: no request made: rate limited (an earlier Retry-After from this "
-                           "host is in force, or no rate-limit token before the timeout)",
-                           ctx);
-        break;
-    case TF_ECIRCUIT:
-        host->report_error(h->self, rc,
-                           "%s: no request made: the circuit breaker for this host is open after "
-                           "repeated failures",
-                           ctx);
-        break;
-    case TF_ETIMEOUT:
-        host->report_error(h->self, rc, "%s: expected a response within %lld ms, found none", ctx,
-                           (long long)h->timeout_ms);
-        break;
-    case TF_ESTOPPED:
-        break; /* shutting down: not an error worth counting */
-    case TF_ECONNECT:
-        host->report_error(h->self, rc, "%s: expected a connection, found none (DNS, TCP or TLS)",
-                           ctx);
-        break;
-    case TF_ETOOLARGE:
-        host->report_error(h->self, rc, "%s: response larger than the HTTP size cap", ctx);
-        break;
-    default:
-        host->report_error(h->self, rc, "%s: request failed (status %d)", ctx, rc);
-        break;
-    }
-}
-
 /* GETs one request's URL. On failure the error is reported and returned; out->root may still
  * be set and is the caller's to free. */
 static int fetch(http_json *h, const hj_request *rq, hj_reply *out)
 {
     const tf_host *host = h->host;
-    tf_http_response *r = NULL;
-    int rc = host->http_get(h->self,
-                            &(tf_http_request){.struct_size = sizeof(tf_http_request),
-                                               .url = rq->url,
-                                               .headers = h->headers,
-                                               .timeout_ms = h->timeout_ms},
-                            &r);
-    out->received_ms = host->now_ms();
-    if (rc != TF_OK) {
-        report_no_response(h, rq->ctx, rc);
-        return rc;
+    tf_fetch f = {.struct_size = sizeof f, .context = rq->ctx};
+    int rc = host->fetch_json(h->self,
+                              &(tf_http_request){.struct_size = sizeof(tf_http_request),
+                                                 .url = rq->url,
+                                                 .headers = h->headers,
+                                                 .timeout_ms = h->timeout_ms},
+                              &f);
+    out->received_ms = f.received_ms;
+    if (rc == TF_OK) {
+        out->root = f.root;
+        rc = check_ok(h, rq->ctx, out->root);
+    } else {
+        if (f.status != 0 && (f.status < 200 || f.status > 299))
+            rc = reply_http_error(h, &f);
+        json_decref(f.root);
     }
-    long status = host->http_status(r);
-    if (status < 200 || status > 299)
-        rc = reply_http_error(h, rq->ctx, status, r);
-    else
-        rc = reply_parse(h, rq->ctx, r, out);
-    host->http_free(r);
+    host->http_free(f.response);
     return rc;
 }
 
@@ -1094,34 +974,13 @@ static int read_field(http_json *h, const char *ctx, const json_t *root, const j
     return rc;
 }
 
-/* ts_exchange within max_age before receipt and at most HJ_FUTURE_SLACK_MS after it. */
-static int check_fresh(http_json *h, const char *ctx, int64_t ts, int64_t received)
-{
-    const tf_host *host = h->host;
-    if (ts < received - h->max_age_ms) {
-        host->report_error(h->self, TF_EVALUE,
-                           "%s: ts: stale: expected at most %lld ms (max_age) before receipt, "
-                           "found %lld ms (%lld)",
-                           ctx, (long long)h->max_age_ms, (long long)(received - ts),
-                           (long long)ts);
-        return TF_EVALUE;
-    }
-    if (ts > received + HJ_FUTURE_SLACK_MS) {
-        host->report_error(h->self, TF_EVALUE,
-                           "%s: ts: expected at most %d ms in the future, found %lld ms (%lld)",
-                           ctx, HJ_FUTURE_SLACK_MS, (long long)(ts - received), (long long)ts);
-        return TF_EVALUE;
-    }
-    return TF_OK;
-}
-
 /* Every mapped field of one item, checked: nothing is emitted unless all of them parse. */
 static int parse_item(http_json *h, const char *ctx, const json_t *root, const json_t *item,
                       int64_t received, hj_values *v)
 {
     if (!json_is_object(item) && !json_is_array(item)) {
         h->host->report_error(h->self, TF_EPARSE, "%s: expected an item (object), found %s", ctx,
-                              json_type_name(item));
+                              type_name(h, item));
         return TF_EPARSE;
     }
     for (int f = 0; f < HJ_N_FIELDS; f++) {
@@ -1138,7 +997,7 @@ static int parse_item(http_json *h, const char *ctx, const json_t *root, const j
         return TF_EVALUE;
     }
     if (h->fields[HJ_TS].set)
-        return check_fresh(h, ctx, v->ms[HJ_TS], received);
+        return h->host->check_fresh(h->self, ctx, "ts", v->ms[HJ_TS], received, h->max_age_ms);
     return TF_OK;
 }
 
@@ -1253,7 +1112,7 @@ static void bulk_item(http_json *h, const hj_request *rq, const hj_reply *rep, c
             tally(t, TF_EPARSE);
             host->report_error(h->self, TF_EPARSE,
                                "%s: items[%zu]: symbol_field %s: expected a string, found %s",
-                               rq->ctx, index, h->symbol_field.path, json_type_name(s));
+                               rq->ctx, index, h->symbol_field.path, type_name(h, s));
             return;
         }
     }
@@ -1285,7 +1144,7 @@ static const json_t *bulk_items(http_json *h, const hj_request *rq, const hj_rep
     if (!json_is_array(items) && !json_is_object(items)) {
         *rc = TF_EPARSE;
         host->report_error(h->self, *rc, "%s: items %s: expected an array or an object, found %s",
-                           rq->ctx, where, json_type_name(items));
+                           rq->ctx, where, type_name(h, items));
         return NULL;
     }
     if ((json_is_array(items) ? json_array_size(items) : json_object_size(items)) == 0) {

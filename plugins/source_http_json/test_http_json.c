@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tf_config.h"
+#include "tf_fake.h"
 #include "tf_fixture_server.h"
 #include "tf_http.h"
 #include "tf_instance.h"
@@ -852,79 +853,7 @@ static void test_tickflow_check_examples(void)
 
 /* ---- live: tickflow-fake-exchange ---- */
 
-typedef struct fake {
-    pid_t pid;
-    char port_file[700];
-    char base[64];
-} fake;
-
-static fake fx;
-
-typedef struct buf {
-    char *data;
-    size_t len;
-} buf;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    buf *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, p, size * n);
-    b->data = grown;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET (body NULL) or POST an admin path; the JSON reply (new reference) or NULL. */
-static json_t *admin(const char *path, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", fx.base, path);
-    CURL *c = curl_easy_init();
-    buf b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    json_t *j = cc == CURLE_OK && b.data ? json_loads(b.data, 0, NULL) : NULL;
-    if (status != 200)
-        fprintf(stderr, "%s %s: HTTP %ld %s\n", body ? "POST" : "GET", path, status,
-                b.data ? b.data : "");
-    CU_ASSERT_EQUAL(status, 200);
-    free(b.data);
-    return j;
-}
-
-static void admin_post(const char *path, const char *body)
-{
-    json_decref(admin(path, body));
-}
-
-/* endpoints.<id>.<what> of /admin/stats ("requests" or "connections"). */
-static long long stat_of(const char *endpoint, const char *what)
-{
-    json_t *s = admin("/admin/stats", NULL);
-    json_t *v = json_object_get(json_object_get(json_object_get(s, "endpoints"), endpoint), what);
-    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
-    json_decref(s);
-    return n;
-}
-
-static bool port_written(void *arg)
-{
-    (void)arg;
-    return access(fx.port_file, R_OK) == 0;
-}
+static tft_fake *fake;
 
 static int suite_init(void)
 {
@@ -933,31 +862,16 @@ static int suite_init(void)
     tmp_dir = tft_mkdtemp();
     if (!srv || !tmp_dir)
         return 1;
-    snprintf(fx.port_file, sizeof fx.port_file, "%s/port", tmp_dir);
-    char log[700];
-    snprintf(log, sizeof log, "%s/fake.log", tmp_dir);
-    const char *argv[] = {tft_bin("tickflow-fake-exchange"),
-                          "--port",
-                          "0",
-                          "--port-file",
-                          fx.port_file,
-                          "--quiet",
-                          NULL};
-    fx.pid = tft_spawn(argv, log, NULL);
-    if (fx.pid < 0 || !tft_wait_until(port_written, NULL, 10000))
+    fake = tft_fake_start(NULL);
+    if (!fake)
         return 1;
-    char *port = tft_read_file(fx.port_file, NULL);
-    if (!port)
-        return 1;
-    snprintf(fx.base, sizeof fx.base, "http://127.0.0.1:%d", atoi(port));
-    free(port);
+    fake->strict = true;
     return 0;
 }
 
 static int suite_cleanup(void)
 {
-    if (fx.pid > 0)
-        tft_stop(fx.pid, SIGTERM, 5000);
+    tft_fake_stop(fake);
     tft_rmdir(tmp_dir);
     free(tmp_dir);
     tft_server_stop(srv);
@@ -971,12 +885,12 @@ static const char *BTC_PRICE = "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"bid\":95
 /* The three example files, unchanged, against the fake exchange with a fixed BTC price. */
 static void test_live_examples(void)
 {
-    admin_post("/admin/price", BTC_PRICE);
+    tft_fake_post(fake, "/admin/price", BTC_PRICE);
     example_file files[] = {UPBIT, OKX, BYBIT};
     tf_batch *b[3];
     int64_t before = tf_now_ms();
     for (size_t i = 0; i < 3; i++) {
-        example_run *e = example_start(&files[i], fx.base);
+        example_run *e = example_start(&files[i], fake->base);
         b[i] = tf_batch_create();
         CU_ASSERT_EQUAL(example_collect(e, b[i]), TF_OK);
         example_stop(e);
@@ -1037,7 +951,7 @@ static void check_fault(tfh *h, const char *endpoint, size_t records, const faul
              "{\"endpoint\":\"%s\",\"mode\":\"%s\",\"retry_after\":1,\"delay_ms\":1500,"
              "\"count\":1}",
              endpoint, c->mode);
-    admin_post("/admin/fault", body);
+    tft_fake_post(fake, "/admin/fault", body);
     const char *cls = tf_status_name(c->want);
     double before = errors_of("harness", cls);
     size_t n = 99;
@@ -1062,7 +976,7 @@ static void test_live_faults(void)
     } venues[] = {
         {&UPBIT, "upbit.ticker", 2}, {&OKX, "okx.ticker", 1}, {&BYBIT, "bybit.tickers", 1}};
     for (size_t v = 0; v < TF_ARRAY_LEN(venues); v++) {
-        tfh *h = open_example(venues[v].ex, fx.base, "{\"timeout\": 500}");
+        tfh *h = open_example(venues[v].ex, fake->base, "{\"timeout\": 500}");
         size_t n = 0;
         CU_ASSERT_EQUAL(tick(h, &n), TF_OK);
         CU_ASSERT_EQUAL(n, venues[v].records);
@@ -1070,21 +984,21 @@ static void test_live_faults(void)
             check_fault(h, venues[v].endpoint, venues[v].records, &fault_cases[i]);
         tfh_close(h);
     }
-    admin_post("/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
+    tft_fake_post(fake, "/admin/fault", "{\"endpoint\":\"*\",\"mode\":\"none\"}");
 }
 
 /* Twenty ticks of one symbol reuse one kept-alive connection. */
 static void test_live_keep_alive(void)
 {
-    tfh *h = open_example(&OKX, fx.base, NULL);
-    admin_post("/admin/reset", "{}");
+    tfh *h = open_example(&OKX, fake->base, NULL);
+    tft_fake_post(fake, "/admin/reset", "{}");
     for (int i = 0; i < 20; i++) {
         size_t n = 0;
         CU_ASSERT_EQUAL(tick(h, &n), TF_OK);
         CU_ASSERT_EQUAL(n, 1);
     }
-    CU_ASSERT_EQUAL(stat_of("okx.ticker", "requests"), 20);
-    CU_ASSERT_EQUAL(stat_of("okx.ticker", "connections"), 1);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "okx.ticker", "requests"), 20);
+    CU_ASSERT_EQUAL(tft_fake_stat(fake, "okx.ticker", "connections"), 1);
     tfh_close(h);
 }
 

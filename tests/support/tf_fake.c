@@ -94,6 +94,9 @@ json_t *tft_fake_admin(tft_fake *f, const char *path, const char *body)
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
+    f->status = cc == CURLE_OK ? status : 0;
+    if (f->strict)
+        CU_ASSERT_EQUAL(status, 200);
     json_t *j = cc == CURLE_OK && status == 200 && b.data ? json_loads(b.data, 0, NULL) : NULL;
     if (status != 200)
         fprintf(stderr, "%s %s: HTTP %ld %s\n", body ? "POST" : "GET", path, status,
@@ -108,6 +111,12 @@ bool tft_fake_post(tft_fake *f, const char *path, const char *body)
     bool ok = j != NULL;
     json_decref(j);
     return ok;
+}
+
+long tft_fake_send(tft_fake *f, const char *path, const char *body)
+{
+    json_decref(tft_fake_admin(f, path, body ? body : "{}"));
+    return f->status;
 }
 
 long long tft_fake_stat(tft_fake *f, const char *endpoint, const char *what)

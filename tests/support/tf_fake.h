@@ -14,6 +14,8 @@ typedef struct tft_fake {
     int port;
     char *dir;
     char base[64]; /* "http://127.0.0.1:PORT" */
+    long status;   /* HTTP status of the last admin call; 0 when none arrived */
+    bool strict;   /* every admin call asserts (CUnit) an HTTP 200 */
 } tft_fake;
 
 /* Starts it on a free port (extra_args: more flags, NULL-terminated, may be NULL) and waits
@@ -26,6 +28,8 @@ void tft_fake_stop(tft_fake *f);
 json_t *tft_fake_admin(tft_fake *f, const char *path, const char *body);
 /* POST, asserting success; returns true when the reply was 200. */
 bool tft_fake_post(tft_fake *f, const char *path, const char *body);
+/* POSTs `body` (NULL: "{}"); the HTTP status, 0 when no response arrived. */
+long tft_fake_send(tft_fake *f, const char *path, const char *body);
 /* endpoints.<id>.<what> of /admin/stats ("requests", "connections"); -1 when absent. */
 long long tft_fake_stat(tft_fake *f, const char *endpoint, const char *what);
 

@@ -71,6 +71,27 @@ typedef struct tf_http_request {
 #define TF_PRINTF(fmt, args)
 #endif
 
+/* Flags for tf_fetch.flags. */
+#define TF_FETCH_QUIET      1u /* report nothing: the caller words every failure itself */
+#define TF_FETCH_OWN_LIMITS 2u /* do not report TF_ERATELIMIT / TF_ECIRCUIT without a response */
+
+/* One GET of a JSON document through fetch_json: the caller fills the inputs (the rest zero),
+ * fetch_json fills the outputs. */
+typedef struct tf_fetch {
+    uint32_t struct_size; /* sizeof(tf_fetch) */
+    /* in */
+    const char *context;  /* prefix of every message, e.g. "bithumb /public/ticker/BTC_KRW" */
+    unsigned flags;       /* TF_FETCH_* */
+    const char *expected; /* what an empty 2xx body should have been; NULL = "JSON" */
+    /* out */
+    long status;                /* HTTP status; 0 when no response arrived */
+    int64_t received_ms;        /* now_ms() when http_get returned */
+    size_t body_len;            /* bytes of body received */
+    json_t *root;               /* the body as JSON (owned: caller decrefs); NULL if not JSON */
+    tf_http_response *response; /* owned: caller frees with http_free (NULL-safe) */
+    char error[256];            /* the JSON parse error ("line L column C: ..."), or "" */
+} tf_fetch;
+
 typedef struct tf_host {
     uint32_t struct_size; /* sizeof(tf_host) as the host was compiled */
     uint16_t abi_major;
@@ -228,6 +249,42 @@ typedef struct tf_host {
      * connected or the connection failed (dropped: the next redis_command reconnects, and the
      * subscription must then be sent again). --- */
     int (*redis_read_reply)(tf_redis *r, int64_t timeout_ms, void **reply);
+
+    /* --- shared source helpers (ABI 1.1) --- */
+    /* "an object", "an array", "a string", "a number", "a boolean", "null", or "nothing
+     * (missing)" for NULL: the `found ...` half of a message about a JSON value. */
+    const char *(*json_type_name)(const json_t *v);
+    /* GETs req and parses the body as JSON, reporting (report_error) what every source would
+     * report the same way, prefixed with f->context:
+     *  - no response: TF_ETIMEOUT "expected a response within <req->timeout_ms> ms", TF_ECONNECT,
+     *    TF_ETOOLARGE, TF_ERATELIMIT / TF_ECIRCUIT ("no request made: ..."; not reported with
+     *    TF_FETCH_OWN_LIMITS), others; TF_ESTOPPED is returned silently;
+     *  - 2xx with an empty body or invalid JSON: TF_EPARSE;
+     *  - 2xx with JSON: TF_OK, f->root set;
+     *  - any other status: NOT reported, so the caller can look for its venue's error object in
+     *    f->root first (parsed when the body is JSON): TF_ERATELIMIT for 429/418, else TF_EHTTP;
+     *    fetch_http_error then reports the generic message.
+     * With TF_FETCH_QUIET nothing is reported. The caller always frees f->root and f->response,
+     * whatever the result. */
+    int (*fetch_json)(tf_instance *self, const tf_http_request *req, tf_fetch *f);
+    /* Reports a non-2xx reply that carried no venue error: 429/418 as TF_ERATELIMIT with its
+     * Retry-After, anything else as TF_EHTTP "expected HTTP <expected_status> with JSON, found
+     * HTTP N (<Content-Type>, <bytes>, title of an HTML page)". Returns that class. */
+    int (*fetch_http_error)(tf_instance *self, const tf_fetch *f, const char *expected_status);
+    /* A payload timestamp `ts` (epoch ms) taken at `received_ms`: TF_OK when at most max_age_ms
+     * older and at most 5 s newer; else reports TF_EVALUE "<context>: <field>: stale: ..." or
+     * "... expected at most 5000 ms in the future ..." and returns it. */
+    int (*check_fresh)(tf_instance *self, const char *context, const char *field, int64_t ts,
+                       int64_t received_ms, int64_t max_age_ms);
+    /* Validates an option holding an http:// or https:// URL with a host (logged as
+     * "<option>: expected ..." on failure, TF_EINVAL) of at most max_len characters once
+     * trailing '/' are removed; *out = that copy (owned: caller frees). */
+    int (*base_url)(tf_instance *self, const char *option, const char *url, size_t max_len,
+                    char **out);
+    /* A duration option that must be > 0: TF_OK and *out, or logged "<name>: expected a
+     * duration > 0 such as 5s, found N ms" and TF_EINVAL. */
+    int (*opt_positive_duration)(tf_instance *self, const tf_options *o, const char *name,
+                                 int64_t *out);
 
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;
