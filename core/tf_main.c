@@ -10,6 +10,7 @@
 #include "tf_describe.h"
 #include "tf_log.h"
 #include "tf_metrics.h"
+#include "tf_options.h"
 #include "tf_plugin.h"
 #include "tf_positions.h"
 #include "tf_runtime.h"
@@ -22,6 +23,7 @@ typedef struct cli {
     const char **args; /* positional arguments, borrowed from argv */
     size_t n_args;
     bool json;
+    bool dump;
     bool help;
     bool version;
 } cli;
@@ -35,7 +37,10 @@ static void usage(FILE *out)
             "\n"
             "commands:\n"
             "  run FILE|DIR...           run the pipelines until SIGINT/SIGTERM (SIGHUP reloads)\n"
-            "  check FILE|DIR...         validate configuration without running anything\n"
+            "  check [--dump] FILE|DIR...\n"
+            "                            validate configuration without running anything;\n"
+            "                            --dump prints the effective configuration (secrets\n"
+            "                            masked) as JSON\n"
             "  plugins list [--json]     list the plugins found\n"
             "  plugins describe NAME [--json]\n"
             "                            show a plugin's options\n"
@@ -73,6 +78,8 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->plugin_dirs[c->n_plugin_dirs++] = a + 13;
         } else if (strcmp(a, "--json") == 0) {
             c->json = true;
+        } else if (strcmp(a, "--dump") == 0) {
+            c->dump = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             c->help = true;
         } else if (strcmp(a, "--version") == 0) {
@@ -106,6 +113,48 @@ static tf_registry *load_plugins(const cli *c, int *failures)
     return reg;
 }
 
+static json_t *stages_json(const tf_stage_config *stages, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "use", stages[i].plugin->desc->name,
+                                             "with", tf_options_dump(stages[i].options)));
+    return arr;
+}
+
+/* The effective configuration after interpolation and defaults; secret values are "****". */
+static json_t *config_json(const tf_config *cfg)
+{
+    const tf_redis_settings *r = &cfg->redis;
+    json_t *root = json_object();
+    if (r->configured)
+        json_object_set_new(root, "redis",
+                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "url", r->url ? r->url : "",
+                                      "user", r->user ? "****" : "", "password",
+                                      r->password ? "****" : "", "prefix",
+                                      r->prefix ? r->prefix : "", "connect_timeout_ms",
+                                      (json_int_t)r->connect_timeout_ms, "command_timeout_ms",
+                                      (json_int_t)r->command_timeout_ms));
+    json_object_set_new(
+        root, "log",
+        json_pack("{s:s, s:b}", "level", tf_log_level_name(cfg->log.level), "json", cfg->log.json));
+    if (cfg->metrics.listen)
+        json_object_set_new(root, "metrics", json_pack("{s:s}", "listen", cfg->metrics.listen));
+    json_t *pipes = json_array();
+    for (size_t i = 0; i < cfg->n_pipelines; i++) {
+        const tf_pipeline_config *p = &cfg->pipelines[i];
+        json_array_append_new(pipes,
+                              json_pack("{s:s, s:I, s:b, s:I, s:o, s:o, s:o}", "name", p->name,
+                                        "every_ms", (json_int_t)p->every_ms, "lease", p->lease,
+                                        "lease_ttl_ms", (json_int_t)p->lease_ttl_ms, "sources",
+                                        stages_json(p->sources, p->n_sources), "transforms",
+                                        stages_json(p->transforms, p->n_transforms), "sinks",
+                                        stages_json(p->sinks, p->n_sinks)));
+    }
+    json_object_set_new(root, "pipelines", pipes);
+    return root;
+}
+
 static int cmd_check(const cli *c, const tf_registry *reg)
 {
     if (c->n_args < 2) {
@@ -120,6 +169,15 @@ static int cmd_check(const cli *c, const tf_registry *reg)
         fprintf(stderr, "%zu error(s); nothing was started\n", tf_diag_count(diag));
         tf_diag_destroy(diag);
         return EXIT_USAGE;
+    }
+    if (c->dump) {
+        json_t *j = config_json(cfg);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(j);
+        tf_config_destroy(cfg);
+        tf_diag_destroy(diag);
+        return 0;
     }
     printf("ok: %zu pipeline(s)", cfg->n_pipelines);
     for (size_t i = 0; i < cfg->n_pipelines; i++)

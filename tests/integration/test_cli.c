@@ -31,7 +31,7 @@ static void test_version_and_help(void)
     CU_ASSERT(contains("plugin ABI 1."));
     const char *help[] = {"--help", NULL};
     CU_ASSERT_EQUAL(tfp_run_cli(help, out, 10000), 0);
-    CU_ASSERT(contains("check FILE|DIR"));
+    CU_ASSERT(contains("check [--dump] FILE|DIR"));
     const char *bad[] = {"frobnicate", NULL};
     CU_ASSERT_EQUAL(tfp_run_cli(bad, out, 10000), 2);
     CU_ASSERT(contains("unknown command 'frobnicate'"));
@@ -102,6 +102,35 @@ static void test_check_bad(void)
     CU_ASSERT(contains("bad.yaml:10:"));
     CU_ASSERT(contains("nosuchsink"));
     CU_ASSERT(contains("3 error(s)"));
+}
+
+/* check --dump prints the effective configuration with secret values masked. */
+static void test_check_dump_masks_secrets(void)
+{
+    setenv("TF_TEST_DUMP_PASSWORD", "dump-secret-Zq81xkP0wL", 1);
+    const char *cfg = tfp_write_config(dir, "dump.yaml",
+                                       "redis:\n"
+                                       "  url: redis://127.0.0.1:6379/0\n"
+                                       "  password: ${TF_TEST_DUMP_PASSWORD}\n"
+                                       "pipelines:\n"
+                                       "  - name: dumped\n"
+                                       "    every: 2s\n"
+                                       "    sources: [{use: generate, with: {count: 3}}]\n"
+                                       "    sinks: [{use: stdout}]\n");
+    const char *args[] = {"check", "--dump", cfg, NULL};
+    CU_ASSERT_EQUAL(tfp_run_cli(args, out, 10000), 0);
+    char *text = output();
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_PTR_NULL(strstr(text, "dump-secret-Zq81xkP0wL"));
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(json_object_get(j, "redis"), "password")), "****");
+    json_t *p0 = json_array_get(json_object_get(j, "pipelines"), 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(p0, "every_ms")), 2000);
+    json_t *with = json_object_get(json_array_get(json_object_get(p0, "sources"), 0), "with");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(with, "count")), 3);
+    json_decref(j);
+    free(text);
 }
 
 static void test_check_missing_file(void)
@@ -202,6 +231,7 @@ int main(void)
         {"every shipped pipeline file validates", test_shipped_pipelines_valid},
         {"check reports every problem with file:line:col", test_check_bad},
         {"check names a missing file", test_check_missing_file},
+        {"check --dump masks secrets", test_check_dump_masks_secrets},
         {"plugins list and describe", test_plugins_list_and_describe},
         {"a broken plugin file is a warning naming it", test_broken_plugin_dir_warns},
         {"docs/plugins matches the option tables", test_plugin_docs_up_to_date},
