@@ -23,6 +23,8 @@
  * ARGV: [1] the writer's fencing token ('' = no lease: write unconditionally), [2] the history
  * streams' MAXLEN, then 4 per record: ops, ttl ms, event channel, json. Ops is a string of
  * S (SET key json PX ttl), X (XADD key MAXLEN ~ n * json json) and P (PUBLISH channel json).
+ * A P after an X publishes the json with "history_id" (the stream entry id) added, so an SSE
+ * client can resume from the history stream with Last-Event-ID.
  * Returns the number of ops run, or {'fenced', current token} having written nothing: the fence
  * key holds another holder's token, so this writer's lease is stale. Redis runs a script
  * atomically, so no other client can move the fence between the check and the writes.
@@ -37,16 +39,19 @@ static const char write_script[] =
     "local n = 0\n"
     "for i = 3, #ARGV, 4 do\n"
     "  local ops, json = ARGV[i], ARGV[i + 3]\n"
+    "  local hid = nil\n"
     "  for j = 1, #ops do\n"
     "    local op = string.sub(ops, j, j)\n"
     "    if op == 'S' then\n"
     "      redis.call('SET', KEYS[k], json, 'PX', ARGV[i + 1])\n"
     "      k = k + 1\n"
     "    elseif op == 'X' then\n"
-    "      redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[2], '*', 'json', json)\n"
+    "      hid = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[2], '*', 'json', json)\n"
     "      k = k + 1\n"
     "    else\n"
-    "      redis.call('PUBLISH', ARGV[i + 2], json)\n"
+    "      local msg = json\n"
+    "      if hid then msg = string.sub(json, 1, -2) .. ',\"history_id\":\"' .. hid .. '\"}' end\n"
+    "      redis.call('PUBLISH', ARGV[i + 2], msg)\n"
     "    end\n"
     "    n = n + 1\n"
     "  end\n"

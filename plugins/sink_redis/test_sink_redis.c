@@ -276,6 +276,8 @@ static void test_schema_ttls_values_events(void)
     json_t *entry = json_loadb(fields->element[1]->str, fields->element[1]->len, 0, NULL);
     CU_ASSERT(json_equal(entry, pr));
     json_decref(entry);
+    char entry_id[64];
+    snprintf(entry_id, sizeof entry_id, "%s", x->element[0]->element[0]->str);
     freeReplyObject(x);
 
     /* One event per record, on <p>:events:<kind>, carrying the stored value. */
@@ -287,6 +289,9 @@ static void test_schema_ttls_values_events(void)
     CU_ASSERT_STRING_EQUAL(channels[2], "tft_rsink_schema:events:fx");
     CU_ASSERT_STRING_EQUAL(channels[3], "tft_rsink_schema:events:position_live");
     CU_ASSERT(json_equal(msgs[0], t));
+    /* The premium event also names its history entry, so SSE clients can resume from it. */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(msgs[1], "history_id")), entry_id);
+    json_object_del(msgs[1], "history_id");
     CU_ASSERT(json_equal(msgs[1], pr));
     CU_ASSERT(json_equal(msgs[2], fx));
     CU_ASSERT(json_equal(msgs[3], pos));
