@@ -3,3 +3,8 @@ tf_add_test(integration_demo SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_demo.c
     LIBS tf_test_support LABELS integration TIMEOUT 400)
 get_property(TF_ALL_PLUGINS GLOBAL PROPERTY TF_PLUGIN_TARGETS)
 add_dependencies(integration_demo tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
+
+# The API role as deployed: batch + API replicas, SSE resume, Redis outage and recovery.
+tf_add_test(integration_api_replica SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_replica.c
+    LIBS tf_test_support LABELS integration TIMEOUT 300)
+add_dependencies(integration_api_replica tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
