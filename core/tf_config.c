@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tf_crypto.h"
 #include "tf_log.h"
 #include "tf_options.h"
 #include "tf_yaml.h"
@@ -88,6 +89,35 @@ const tf_option_def tf_config_metrics_options[] = {
      "host:port serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:9464 ([v6addr]:port for "
      "IPv6); no listener when absent",
      0, NULL},
+    {NULL, 0, NULL, 0, NULL, 0, NULL},
+};
+
+static const tf_option_def keys_old_fields[] = {
+    {"id", TF_OPT_STRING, NULL, 1, "The master key id that entries encrypted with this key carry",
+     0, NULL},
+    {"key", TF_OPT_SECRET, NULL, 1,
+     "The former master key (64 hex digits or base64 of 32 bytes), from ${VAR} or ${file:/path}", 0,
+     NULL},
+    {NULL, 0, NULL, 0, NULL, 0, NULL},
+};
+
+const tf_option_def tf_config_keys_options[] = {
+    {"store", TF_OPT_STRING, "redis", 0,
+     "Where the encrypted exchange API keys live: redis (<prefix>:keys:<exchange>:<name>, needs "
+     "a redis: section) or file",
+     0, NULL},
+    {"file", TF_OPT_STRING, NULL, 0,
+     "The store file for store: file (JSON, written atomically with mode 0600)", 0, NULL},
+    {"master_key", TF_OPT_SECRET, NULL, 1,
+     "The 256-bit key that encrypts the entries: 64 hex digits or base64 of 32 bytes, from ${VAR} "
+     "or ${file:/path}, never stored beside the data (openssl rand -hex 32)",
+     0, NULL},
+    {"master_key_id", TF_OPT_STRING, "k1", 0,
+     "The id recorded in every entry master_key encrypts; change it with the key", 0, NULL},
+    {"old_master_keys", TF_OPT_LIST, "[]", 0,
+     "Former master keys {id, key}, accepted for reading while `tickflow keys rotate` "
+     "re-encrypts their entries",
+     TF_OPT_MAP, keys_old_fields},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -321,10 +351,12 @@ fail:
 
 /* ---- the loader ---- */
 
-enum { SEC_REDIS, SEC_HTTP, SEC_LOG, SEC_METRICS, SEC_COUNT };
+enum { SEC_REDIS, SEC_HTTP, SEC_LOG, SEC_METRICS, SEC_KEYS, SEC_COUNT };
 
-static const char *const section_names[SEC_COUNT] = {"redis", "http", "log", "metrics"};
-static const char *const top_level_names[] = {"redis", "http", "log", "metrics", "pipelines"};
+static const char *const section_names[SEC_COUNT] = {"redis", "http", "log", "metrics", "keys"};
+/* keys last: it joined after the others, and messages listing these keep their old prefix. */
+static const char *const top_level_names[] = {"redis",   "http",      "log",
+                                              "metrics", "pipelines", "keys"};
 
 typedef struct section {
     const tf_yaml_node *key; /* where it was defined */
@@ -886,6 +918,119 @@ static void build_metrics(loader *L, tf_config *cfg)
     tf_options_destroy(o);
 }
 
+/* ---- keys: ---- */
+
+static bool valid_key_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32)
+        return false;
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return false;
+    }
+    return true;
+}
+
+/* Checks one master key (id and key text) and stores it as masters[i]. */
+static void add_master(loader *L, tf_keys_settings *k, const char *id, const char *text,
+                       const tf_yaml_node *id_node, const tf_yaml_node *key_node,
+                       const char *id_path, const char *key_path)
+{
+    if (!valid_key_id(id)) {
+        problem(L, id_node, id_path,
+                "expected a master key id of 1 to 32 characters among A-Z, a-z, 0-9, _, - and "
+                ".; found \"%.40s\"",
+                id);
+        return;
+    }
+    for (size_t i = 0; i < k->n_masters; i++) {
+        if (strcmp(k->masters[i].id, id) == 0) {
+            problem(L, id_node, id_path, "expected a unique master key id; found %s used twice",
+                    id);
+            return;
+        }
+    }
+    tf_master_key *m = &k->masters[k->n_masters];
+    char err[256];
+    if (tf_crypto_parse_key(text, m->bytes, err, sizeof err) != 0) {
+        problem(L, key_node, key_path, "%s", err);
+        return;
+    }
+    m->id = dup_or_flag(L, id);
+    if (m->id)
+        k->n_masters++;
+}
+
+static void build_old_masters(loader *L, const section *s, const tf_options *o, tf_keys_settings *k)
+{
+    const json_t *old = tf_options_json(o, "old_master_keys");
+    const tf_yaml_node *list = tf_yaml_get(s->value, "old_master_keys");
+    size_t i;
+    const json_t *item;
+    json_array_foreach(old, i, item)
+    {
+        const tf_yaml_node *node =
+            list && list->kind == TF_YAML_SEQUENCE && i < list->n_items ? list->items[i] : list;
+        char path[PATH_LEN];
+        char id_path[PATH_LEN];
+        char key_path[PATH_LEN];
+        tf_yaml_path_index(path, sizeof path, "keys.old_master_keys", i);
+        tf_yaml_path_key(id_path, sizeof id_path, path, "id");
+        tf_yaml_path_key(key_path, sizeof key_path, path, "key");
+        const char *id = json_string_value(json_object_get(item, "id"));
+        const char *key = json_string_value(json_object_get(item, "key"));
+        const tf_yaml_node *id_node = node ? tf_yaml_get(node, "id") : NULL;
+        const tf_yaml_node *key_node = node ? tf_yaml_get(node, "key") : NULL;
+        add_master(L, k, id ? id : "", key ? key : "", id_node ? id_node : node,
+                   key_node ? key_node : node, id_path, key_path);
+    }
+}
+
+static void build_keys(loader *L, tf_config *cfg)
+{
+    const section *s = &L->sections[SEC_KEYS];
+    tf_keys_settings *k = &cfg->keys;
+    cfg->redis.keys = k;
+    if (!s->value)
+        return;
+    tf_options *o = tf_options_from_yaml(tf_config_keys_options, s->value, "keys", "keys", L->diag);
+    if (!o)
+        return;
+    k->configured = true;
+    const char *store = tf_options_string(o, "store");
+    const char *file = tf_options_string(o, "file");
+    if (strcmp(store, "file") == 0) {
+        k->store = TF_KEYS_STORE_FILE;
+        if (!file || !*file)
+            problem(L, value_node(s, "store"), "keys.file",
+                    "store: file needs the path of the store in keys.file; found none");
+    } else if (strcmp(store, "redis") == 0) {
+        k->store = TF_KEYS_STORE_REDIS;
+        if (!cfg->redis.configured)
+            problem(L, value_node(s, "store"), "keys.store",
+                    "store: redis keeps the keys in Redis, and no redis: section is configured: "
+                    "add one, or use store: file");
+    } else {
+        problem(L, value_node(s, "store"), "keys.store", "expected redis or file; found \"%.40s\"",
+                store);
+    }
+    k->file = file && *file ? dup_or_flag(L, file) : NULL;
+    size_t n_old = json_array_size(tf_options_json(o, "old_master_keys"));
+    k->masters = calloc(n_old + 1, sizeof *k->masters);
+    if (!k->masters) {
+        L->nomem = true;
+        tf_options_destroy(o);
+        return;
+    }
+    add_master(L, k, tf_options_string(o, "master_key_id"), tf_options_string(o, "master_key"),
+               value_node(s, "master_key_id"), value_node(s, "master_key"), "keys.master_key_id",
+               "keys.master_key");
+    if (k->n_masters == 1)
+        build_old_masters(L, s, o, k);
+    tf_options_destroy(o);
+}
+
 /* ---- pipelines ---- */
 
 static const char *kind_key(tf_plugin_kind kind)
@@ -1211,6 +1356,7 @@ int tf_config_load(const char *const *paths, size_t n_paths, const tf_registry *
     build_http(&L, cfg);
     build_log(&L, cfg);
     build_metrics(&L, cfg);
+    build_keys(&L, cfg);
     build_pipelines(&L, cfg);
     if (L.nomem)
         tf_diag_add(L.diag, NULL, 0, 0, NULL, "out of memory while loading the configuration");
@@ -1257,6 +1403,12 @@ void tf_config_destroy(tf_config *cfg)
         free(cfg->http.hosts[i].host);
     free(cfg->http.hosts);
     free(cfg->metrics.listen);
+    free(cfg->keys.file);
+    for (size_t i = 0; i < cfg->keys.n_masters; i++) {
+        free(cfg->keys.masters[i].id);
+        tf_crypto_wipe(cfg->keys.masters[i].bytes, sizeof cfg->keys.masters[i].bytes);
+    }
+    free(cfg->keys.masters);
     for (size_t i = 0; i < cfg->n_pipelines; i++) {
         tf_pipeline_config *p = &cfg->pipelines[i];
         free(p->name);

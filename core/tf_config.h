@@ -1,6 +1,6 @@
 /*
  * Configuration: YAML files (or directories of *.yaml / *.yml) holding the runtime settings
- * (redis:, http:, log:, metrics:) and the pipelines. Loading interpolates ${VAR} and
+ * (redis:, http:, log:, metrics:, keys:) and the pipelines. Loading interpolates ${VAR} and
  * ${VAR:-default}, validates every section and every plugin's `with:` against its option table,
  * and reports every problem as file:line:column with its path. Nothing starts on any error.
  */
@@ -36,6 +36,8 @@ typedef struct tf_pipeline_config {
     size_t n_sinks;
 } tf_pipeline_config;
 
+struct tf_keys_settings;
+
 typedef struct tf_redis_settings {
     bool configured; /* a redis: section was given */
     char *url;       /* as written, with no credentials: redis://host:port/db */
@@ -47,6 +49,10 @@ typedef struct tf_redis_settings {
     char *prefix;               /* key prefix, default "tf" */
     int64_t connect_timeout_ms; /* default 500 */
     int64_t command_timeout_ms; /* default 1000 */
+    /* Borrowed: the keys: section of the same configuration (NULL outside a loaded config).
+     * Kept here so that whatever is lent the Redis settings (plugin instances) also reaches the
+     * key store without another parameter. */
+    const struct tf_keys_settings *keys;
 } tf_redis_settings;
 
 typedef struct tf_http_host_limit {
@@ -76,11 +82,31 @@ typedef struct tf_metrics_settings {
     char *listen; /* "127.0.0.1:9464" serves /metrics and /healthz; NULL = off */
 } tf_metrics_settings;
 
+typedef enum tf_keys_store_kind {
+    TF_KEYS_STORE_REDIS = 0, /* <prefix>:keys:<exchange>:<name> under redis: */
+    TF_KEYS_STORE_FILE = 1   /* one JSON file, written atomically with mode 0600 */
+} tf_keys_store_kind;
+
+/* A master key of the API key store (docs/keys.md). */
+typedef struct tf_master_key {
+    char *id;                /* "k1": recorded in each entry it encrypts */
+    unsigned char bytes[32]; /* AES-256 key; wiped by tf_config_destroy */
+} tf_master_key;
+
+typedef struct tf_keys_settings {
+    bool configured; /* a keys: section was given */
+    tf_keys_store_kind store;
+    char *file;             /* the store file (store: file), else NULL */
+    tf_master_key *masters; /* [0] encrypts (master_key); the rest only decrypt (rotation) */
+    size_t n_masters;
+} tf_keys_settings;
+
 typedef struct tf_config {
     tf_redis_settings redis;
     tf_http_settings http;
     tf_log_settings log;
     tf_metrics_settings metrics;
+    tf_keys_settings keys; /* cfg->redis.keys points here */
     tf_pipeline_config *pipelines;
     size_t n_pipelines;
 } tf_config;
@@ -97,6 +123,7 @@ extern const tf_option_def tf_config_redis_options[];
 extern const tf_option_def tf_config_http_options[];
 extern const tf_option_def tf_config_log_options[];
 extern const tf_option_def tf_config_metrics_options[];
+extern const tf_option_def tf_config_keys_options[];
 extern const tf_option_def tf_config_pipeline_options[];
 
 /* Interpolates ${VAR} and ${VAR:-default} from the environment ($$ is a literal $).

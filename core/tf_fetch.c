@@ -82,7 +82,10 @@ int tf_fetch_json(const tf_host *h, tf_instance *self, const tf_http_request *re
     f->root = NULL;
     f->response = NULL;
     f->error[0] = '\0';
-    int rc = h->http_get(self, req, &f->response);
+    bool post = f->struct_size >= offsetof(tf_fetch, post_len) + sizeof f->post_len &&
+                f->post_body && TF_HOST_HAS(h, http_post);
+    int rc = post ? h->http_post(self, req, f->post_body, f->post_len, &f->response)
+                  : h->http_get(self, req, &f->response);
     f->received_ms = h->now_ms();
     if (rc != TF_OK) {
         if (reports_no_response(f->flags, rc))

@@ -1068,6 +1068,8 @@ static int map_result(const tf_http_client *c, CURLcode rc)
 
 typedef struct tf_http_call {
     const tf_http_request *req;
+    const char *post_body; /* NULL: a GET */
+    size_t post_len;
     const char *host; /* state key, for messages: the URL's query may hold a key */
     int64_t deadline_ms;
     int64_t connect_timeout_ms;
@@ -1081,8 +1083,13 @@ static int set_request_options(tf_http_client *c, const tf_http_call *call,
         left = 1;
     CURL *e = c->easy;
     CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, call->req->url);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK && call->post_body) {
+        rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->post_len);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, call->post_body);
+    } else if (rc == CURLE_OK) {
         rc = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     if (rc == CURLE_OK)
@@ -1209,7 +1216,9 @@ static void after_transfer(tf_http_client *c, tf_http_host *hs, bool probe, int 
     host_record(h, hs, probe, failure, why);
 }
 
-int tf_http_get(tf_http_client *c, const tf_http_request *req, tf_http_response **out)
+/* One request through every per-host rule; a GET when post_body is NULL. */
+static int request(tf_http_client *c, const tf_http_request *req, const char *post_body,
+                   size_t post_len, tf_http_response **out)
 {
     if (out)
         *out = NULL;
@@ -1217,7 +1226,7 @@ int tf_http_get(tf_http_client *c, const tf_http_request *req, tf_http_response 
         return TF_EINVAL;
     tf_http *h = c->h;
     int64_t timeout_ms = 0;
-    tf_http_call call = {.req = req};
+    tf_http_call call = {.req = req, .post_body = post_body, .post_len = post_len};
     int rc = read_request(h, req, &timeout_ms, &call.connect_timeout_ms);
     if (rc != TF_OK)
         return rc;
@@ -1253,4 +1262,15 @@ int tf_http_get(tf_http_client *c, const tf_http_request *req, tf_http_response 
 out:
     count_outcome(c, hs, rc, *out ? (*out)->status : 0);
     return rc;
+}
+
+int tf_http_get(tf_http_client *c, const tf_http_request *req, tf_http_response **out)
+{
+    return request(c, req, NULL, 0, out);
+}
+
+int tf_http_post(tf_http_client *c, const tf_http_request *req, const char *body, size_t len,
+                 tf_http_response **out)
+{
+    return request(c, req, body ? body : "", body ? len : 0, out);
 }

@@ -31,6 +31,10 @@ void tf_http_client_destroy(tf_http_client *c);
 
 /* See tf_host.http_get in the SDK for the contract. */
 int tf_http_get(tf_http_client *c, const tf_http_request *req, tf_http_response **out);
+/* The same with a POST of `len` bytes of `body` (copied; the caller sets Content-Type in
+ * req->headers). Private exchange APIs (Bithumb v1) sign a form body. */
+int tf_http_post(tf_http_client *c, const tf_http_request *req, const char *body, size_t len,
+                 tf_http_response **out);
 long tf_http_response_status(const tf_http_response *r);
 const char *tf_http_response_body(const tf_http_response *r, size_t *len);
 const char *tf_http_response_header(const tf_http_response *r, const char *name);

@@ -17,6 +17,7 @@
 #include "tf_positions.h"
 #include "tf_options.h"
 #include "tf_record.h"
+#include "tf_keys.h"
 #include "tf_redis.h"
 
 #define TF_MAX_LABELS    16
@@ -212,11 +213,9 @@ static void host_metric_observe(tf_metric *m, tf_instance *self, const char *con
 
 /* --- HTTP --- */
 
-static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_response **out)
+/* The instance's client, created on first use. */
+static int ensure_client(tf_instance *self)
 {
-    *out = NULL;
-    if (!req || !req->url)
-        return TF_EINVAL;
     if (!self->http)
         return TF_ECONNECT;
     if (!self->client) {
@@ -225,7 +224,26 @@ static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_
         if (!self->client)
             return TF_ENOMEM;
     }
-    return tf_http_get(self->client, req, out);
+    return TF_OK;
+}
+
+static int host_http_get(tf_instance *self, const tf_http_request *req, tf_http_response **out)
+{
+    *out = NULL;
+    if (!req || !req->url)
+        return TF_EINVAL;
+    int rc = ensure_client(self);
+    return rc == TF_OK ? tf_http_get(self->client, req, out) : rc;
+}
+
+static int host_http_post(tf_instance *self, const tf_http_request *req, const char *body,
+                          size_t len, tf_http_response **out)
+{
+    *out = NULL;
+    if (!req || !req->url)
+        return TF_EINVAL;
+    int rc = ensure_client(self);
+    return rc == TF_OK ? tf_http_post(self->client, req, body, len, out) : rc;
 }
 
 /* --- pipeline-wide symbol interest --- */
@@ -413,6 +431,39 @@ static int host_opt_positive_duration(tf_instance *self, const tf_options *o, co
     return tf_fetch_positive_duration(&host_table, self, o, name, out);
 }
 
+/* A store handle per call: plugins ask once, at init, so a connection kept open would only
+ * idle. */
+static int host_api_key_get(tf_instance *self, const char *exchange, const char *name, char *key,
+                            size_t key_size, char *secret, size_t secret_size, char *err,
+                            size_t err_size)
+{
+    char dummy[8];
+    if (!err || err_size == 0) {
+        err = dummy;
+        err_size = sizeof dummy;
+    }
+    err[0] = '\0';
+    const tf_keys_settings *ks = self && self->redis ? self->redis->keys : NULL;
+    if (!ks || !ks->configured) {
+        snprintf(err, err_size, "no keys: section is configured (see docs/keys.md)");
+        return TF_ENOTFOUND;
+    }
+    if (!key || !secret) {
+        snprintf(err, err_size, "expected buffers for the key and the secret; found NULL");
+        return TF_EINVAL;
+    }
+    tf_keys *k = tf_keys_open(ks, self->redis, self->component);
+    if (!k)
+        return TF_ENOMEM;
+    int rc = tf_keys_get(k, exchange, name, key, key_size, secret, secret_size, err, err_size);
+    tf_keys_close(k);
+    if (rc == TF_OK) {
+        tf_log_add_secret(key);
+        tf_log_add_secret(secret);
+    }
+    return rc;
+}
+
 static const tf_host host_table = {
     .struct_size = sizeof(tf_host),
     .abi_major = TF_ABI_MAJOR,
@@ -478,12 +529,14 @@ static const tf_host host_table = {
     .check_fresh = host_check_fresh,
     .base_url = host_base_url,
     .opt_positive_duration = host_opt_positive_duration,
+    .http_post = host_http_post,
     .interest_set = host_interest_set,
     .interest_get = host_interest_get,
     .position_open = tf_positions_host_open,
     .position_close = tf_positions_host_close,
     .position_get = tf_positions_host_get,
     .position_list = tf_positions_host_list,
+    .api_key_get = host_api_key_get,
 };
 
 const tf_host *tf_host_table(void)

@@ -12,6 +12,7 @@
 #include "tf_metrics.h"
 #include "tf_options.h"
 #include "tf_plugin.h"
+#include "tf_keys.h"
 #include "tf_positions.h"
 #include "tf_runtime.h"
 
@@ -47,6 +48,8 @@ static void usage(FILE *out)
             "  plugins docs DIR          write Markdown pages for every plugin into DIR\n"
             "  positions open|close|list -c CONFIG ...\n"
             "                            arbitrage positions and their PnL (positions --help)\n"
+            "  keys add|list|remove|rotate -c CONFIG ...\n"
+            "                            encrypted exchange API keys (keys --help)\n"
             "\n"
             "options:\n"
             "  --plugin-dir DIR          also load plugins from DIR (searched first; repeatable)\n"
@@ -274,8 +277,8 @@ static int cmd_plugins(const cli *c, const tf_registry *reg, int load_failures)
     return EXIT_USAGE;
 }
 
-/* Index of a `positions` command word, 0 if none. It takes its own options (-c, --symbol...),
- * so only the global options before it go through parse_cli. */
+/* Index of a `positions` or `keys` command word, 0 if none. They take their own options (-c,
+ * --symbol...), so only the global options before them go through parse_cli. */
 static int positions_index(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -285,7 +288,7 @@ static int positions_index(int argc, char **argv)
         }
         if (argv[i][0] == '-')
             continue;
-        return strcmp(argv[i], "positions") == 0 ? i : 0;
+        return strcmp(argv[i], "positions") == 0 || strcmp(argv[i], "keys") == 0 ? i : 0;
     }
     return 0;
 }
@@ -303,8 +306,13 @@ int main(int argc, char **argv)
     if (positions && !c.help && !c.version) {
         int load_failures = 0;
         reg = load_plugins(&c, &load_failures);
-        rc = reg ? tf_positions_cli(reg, argc - positions, (const char *const *)(argv + positions))
-                 : 1;
+        const char *const *sub = (const char *const *)(argv + positions);
+        if (!reg)
+            rc = 1;
+        else if (strcmp(sub[0], "keys") == 0)
+            rc = tf_keys_cli(reg, argc - positions, sub);
+        else
+            rc = tf_positions_cli(reg, argc - positions, sub);
         goto out;
     }
     if (c.help) {

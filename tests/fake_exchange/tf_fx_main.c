@@ -22,6 +22,7 @@
 #include "tf_fx_fault.h"
 #include "tf_fx_model.h"
 #include "tf_fx_render.h"
+#include "tf_fx_signed.h"
 #include "tf_fx_stats.h"
 #include "tf_fx_util.h"
 
@@ -760,6 +761,13 @@ static enum MHD_Result tf_fx_dispatch(struct tf_fx_app *app, struct MHD_Connecti
     if (strncmp(url, "/admin/", 7) == 0) {
         return tf_fx_admin(app, c, req, url, method);
     }
+    if (tf_fx_signed_match(url)) {
+        struct tf_fx_reply r = {0};
+        if (tf_fx_signed_serve(c, url, method, req->body, req->len, &r) != 0) {
+            return tf_fx_send_error(app, c, -1, 500, "out of memory", method, url);
+        }
+        return tf_fx_send(app, c, -1, &r, 0, -1, method, url);
+    }
     const char *tail = NULL;
     const struct tf_fx_route *route = tf_fx_route_find(url, &tail);
     if (route == NULL) {
@@ -968,7 +976,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tickflow-fake-exchange: out of memory\n");
         return 1;
     }
-    int parsed = tf_fx_parse_args(argc, argv, opts);
+    int parsed = tf_fx_signed_take_args(&argc, argv) != 0 ? -1 : tf_fx_parse_args(argc, argv, opts);
     if (parsed != 0) {
         free(opts);
         return parsed > 0 ? 0 : TF_FX_EXIT_USAGE;

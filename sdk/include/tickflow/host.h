@@ -90,6 +90,10 @@ typedef struct tf_fetch {
     json_t *root;               /* the body as JSON (owned: caller decrefs); NULL if not JSON */
     tf_http_response *response; /* owned: caller frees with http_free (NULL-safe) */
     char error[256];            /* the JSON parse error ("line L column C: ..."), or "" */
+    /* in, appended: a POST of post_len bytes of post_body instead of a GET (hosts with
+     * http_post; set Content-Type in the request's headers) */
+    const char *post_body;
+    size_t post_len;
 } tf_fetch;
 
 typedef struct tf_host {
@@ -285,6 +289,22 @@ typedef struct tf_host {
      * duration > 0 such as 5s, found N ms" and TF_EINVAL. */
     int (*opt_positive_duration)(tf_instance *self, const tf_options *o, const char *name,
                                  int64_t *out);
+
+    /* --- exchange API keys from the encrypted key store (docs/security.md). The runtime's
+     * `keys:` section says where the store is and which master keys decrypt it. --- */
+    /* Decrypts the pair stored as (exchange, name) into the caller's buffers (NUL-terminated),
+     * which the caller wipes with explicit_bzero after use. The values are also registered
+     * with the log masker. TF_OK; TF_ENOTFOUND (no such entry, or no keys: section);
+     * TF_EINVAL (a buffer too small); TF_EVALUE (wrong master key, tampered or truncated
+     * entry: err says which, never garbage); TF_EREDIS. */
+    int (*api_key_get)(tf_instance *self, const char *exchange, const char *name, char *key,
+                       size_t key_size, char *secret, size_t secret_size, char *err,
+                       size_t err_size);
+
+    /* POST `len` bytes of `body` through the same client and per-host rules as http_get (set
+     * Content-Type in req->headers). Private exchange APIs sign a form body (Bithumb v1). */
+    int (*http_post)(tf_instance *self, const tf_http_request *req, const char *body, size_t len,
+                     tf_http_response **out);
 
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;

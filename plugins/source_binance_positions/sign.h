@@ -1,0 +1,24 @@
+/*
+ * HMAC signatures of private exchange requests (Binance HMAC-SHA256 hex, Bithumb v1
+ * base64(hex(HMAC-SHA512))), over OpenSSL. Shared by the binance_positions and bithumb_balance
+ * plugins and their tests, so the tests check the exact code the plugins run.
+ */
+#ifndef TF_PLUGIN_SIGN_H
+#define TF_PLUGIN_SIGN_H
+
+#include <stddef.h>
+
+#define TF_SIGN_SHA256_HEX 65  /* 64 hex digits + NUL */
+#define TF_SIGN_SHA512_HEX 129 /* 128 hex digits + NUL */
+#define TF_SIGN_SHA512_B64 173 /* base64 of the 128 hex digits + NUL */
+
+/* Lower-case hex HMAC-SHA256(secret, msg[0..len)) into out (>= TF_SIGN_SHA256_HEX bytes).
+ * 0, or -1 when OpenSSL fails or out is too small. */
+int sign_hmac_sha256_hex(const char *secret, const char *msg, size_t len, char *out,
+                         size_t out_size);
+
+/* Bithumb v1 Api-Sign: base64 of the lower-case hex HMAC-SHA512(secret, msg[0..len)) (the hex
+ * string is what is encoded, not the raw digest). 0, or -1. */
+int sign_bithumb_v1(const char *secret, const char *msg, size_t len, char *out, size_t out_size);
+
+#endif
