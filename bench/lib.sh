@@ -210,7 +210,7 @@ bench_start_api() {
     local port
     port=$(tf_free_port)
     local cmd=(env TICKFLOW_REDIS_URL="$BENCH_REDIS_URL" TICKFLOW_REPLICA=bench-api
-        TICKFLOW_API_LISTEN="127.0.0.1:$port" TICKFLOW_METRICS_LISTEN="127.0.0.1:$(tf_free_port)"
+        TICKFLOW_API_RATE_LIMIT=0 TICKFLOW_API_LISTEN="127.0.0.1:$port" TICKFLOW_METRICS_LISTEN="127.0.0.1:$(tf_free_port)"
         "$BENCH_BUILD/bin/tickflow" run "$TF_ROOT/pipelines/api.yaml")
     echo "API replica: $(bench_quote "${cmd[@]}")"
     bench_spawn api "${cmd[@]}"

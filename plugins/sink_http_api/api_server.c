@@ -17,15 +17,14 @@
 
 #include "api_text.h"
 
-/* Request headers must fit in this per-connection arena; it also bounds what one connection
- * can make the server hold (libmicrohttpd's default is the same, stated here on purpose). */
-#define SRV_CONNECTION_MEMORY (32 * 1024)
-#define SRV_LISTEN_BACKLOG    511
-#define SRV_PARAM_MAX         72 /* path parameters longer than this are rejected */
-#define SRV_MSG_MAX           320
-#define SRV_STACK_ITEMS       64
-#define SRV_LOG_EVERY_MS      1000
-#define CT_JSON               "application/json"
+/* Per-connection memory beyond the header block: response headers and the write buffer. */
+#define SRV_MEMORY_RESERVE (4 * 1024)
+#define SRV_LISTEN_BACKLOG 511
+#define SRV_PARAM_MAX      72 /* path parameters longer than this are rejected */
+#define SRV_MSG_MAX        320
+#define SRV_STACK_ITEMS    64
+#define SRV_LOG_EVERY_MS   1000
+#define CT_JSON            "application/json"
 
 typedef enum route {
     R_PREMIUM,
@@ -110,7 +109,8 @@ typedef struct reply {
     unsigned status;
     struct MHD_Response *resp;
     bool borrowed;
-    api_view *view; /* the reference that keeps a borrowed response alive */
+    api_view *view;               /* the reference that keeps a borrowed response alive */
+    const api_static *static_src; /* what a borrowed response came from (in `view`) */
 } reply;
 
 /* ---- replies ---- */
@@ -174,6 +174,7 @@ static void reply_static(reply *r, struct MHD_Connection *conn, api_view *v, con
     r->status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
     r->resp = fresh ? st->not_modified : st->ok;
     r->borrowed = true;
+    r->static_src = st;
 }
 
 /* A cached read rendered now: 304 when the client has `etag`, else 200 with `body` (taken). */
@@ -1007,11 +1008,144 @@ static void dispatch_get(api_server *s, struct MHD_Connection *conn, api_req *q,
     }
 }
 
+/* ---- protection: rate limit, CORS, tokens ---- */
+
+/* The client's address bytes (4 or 16), the rate limit's key; 0 when it has none. */
+static size_t client_key(struct MHD_Connection *conn, unsigned char *key)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+static bool rate_limited(api_server *s, struct MHD_Connection *conn, reply *r)
+{
+    if (!s->cfg.rate_limit)
+        return false;
+    unsigned char key[API_RATELIMIT_KEY_MAX];
+    size_t len = client_key(conn, key);
+    unsigned retry = 1;
+    if (api_ratelimit_take(s->cfg.rate_limit, key, len, s->host->monotonic_ms(), &retry))
+        return false;
+    if (s->cfg.rate_limited)
+        s->host->metric_add(s->cfg.rate_limited, s->self, (const char *[]){NULL}, 1);
+    reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+                "more than rate_limit requests a second from this address; retry after %u s",
+                retry);
+    char text[16];
+    snprintf(text, sizeof text, "%u", retry);
+    if (r->resp)
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, text);
+    return true;
+}
+
+/* The request's Origin when it is one of cors_origins (compared exactly, as browsers send
+ * it: scheme://host[:port]), else NULL. */
+static const char *cors_origin(const api_server *s, struct MHD_Connection *conn)
+{
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+    for (size_t i = 0; origin && i < s->cfg.n_cors; i++) {
+        if (strcmp(origin, s->cfg.cors[i]) == 0)
+            return origin;
+    }
+    return NULL;
+}
+
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF or "&=" */
+    return MHD_YES;
+}
+
+/* libmicrohttpd refuses (431) a header block that does not fit the connection's memory, which
+ * is sized with room for the response; the exact limit is checked here. The size is that of
+ * the parsed request line (path and arguments) and headers, within a few bytes of the wire. */
+static bool headers_too_large(const api_server *s, struct MHD_Connection *conn, const char *url,
+                              const char *method, reply *r)
+{
+    size_t size = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &size);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &size);
+    if (size <= s->cfg.max_header_bytes)
+        return false;
+    reply_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
+                "request line and headers: expected at most %zu bytes (max_header_bytes), found "
+                "about %zu",
+                s->cfg.max_header_bytes, size);
+    return true;
+}
+
+/* An OPTIONS preflight: 204 with the CORS grants for a listed Origin, else 403. */
+static void preflight(api_server *s, struct MHD_Connection *conn, reply *r)
+{
+    const char *origin = cors_origin(s, conn);
+    if (!origin) {
+        const char *found =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+        reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                    "cross-origin request: expected an Origin listed in cors_origins, found "
+                    "'%.128s'",
+                    found ? found : "none");
+        return;
+    }
+    r->status = MHD_HTTP_NO_CONTENT;
+    r->resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r->resp)
+        return;
+    MHD_add_response_header(r->resp, "Access-Control-Allow-Methods", "GET, POST");
+    MHD_add_response_header(r->resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
+}
+
+/* Writes need a write token; reads a token of either scope when read_auth is on (probes stay
+ * public for load balancers). 401 without a valid token, 403 with a read token on a write. */
+static bool unauthorized(api_server *s, struct MHD_Connection *conn, route rt, bool write, reply *r)
+{
+    if (!write && (!s->cfg.read_auth || rt == R_HEALTHZ || rt == R_READYZ))
+        return false;
+    const char *authz =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    api_scope sc = api_auth_check(s->cfg.auth, authz);
+    if (sc == API_SCOPE_WRITE || (!write && sc == API_SCOPE_READ))
+        return false;
+    if (sc == API_SCOPE_READ) {
+        reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                    "%s: expected a token with scope write, found one with scope read",
+                    routes[rt].tmpl);
+        return true;
+    }
+    reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                "%s: expected an Authorization: Bearer header with a valid %s token, found %s",
+                routes[rt].tmpl, write ? "write" : "read or write",
+                !authz ? "none" : "an unknown or malformed one");
+    if (r->resp)
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"tickflow\"");
+    return true;
+}
+
 /* Answers everything that needs no body; false when the request is a POST whose body must be
  * read first. */
 static bool answer_early(api_server *s, struct MHD_Connection *conn, const char *url,
                          const char *method, api_req *q, reply *r)
 {
+    if (rate_limited(s, conn, r) || headers_too_large(s, conn, url, method, r))
+        return true;
+    if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0 && s->cfg.n_cors > 0) {
+        preflight(s, conn, r);
+        return true;
+    }
     if (q->route == R_OTHER) {
         reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
                     "no route for %.120s; see docs/api.md for the endpoints", url);
@@ -1025,9 +1159,11 @@ static bool answer_early(api_server *s, struct MHD_Connection *conn, const char 
             MHD_add_response_header(r->resp, MHD_HTTP_HEADER_ALLOW, routes[q->route].allow);
         return true;
     }
+    q->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (unauthorized(s, conn, q->route, q->is_post, r))
+        return true;
     if (!params_ok(conn, q->route, r))
         return true;
-    q->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     if (!q->is_post) {
         dispatch_get(s, conn, q, r);
         return true;
@@ -1064,8 +1200,41 @@ static void count_request(api_server *s, route rt, unsigned status, int64_t t0_m
                           (double)(h->monotonic_ms() - t0_ms) / 1000.0);
 }
 
+/* A shared, pre-rendered response cannot take per-request headers (other threads send it):
+ * a cross-origin request gets a private copy. */
+static void unshare(reply *r)
+{
+    const api_static *st = r->static_src;
+    struct MHD_Response *copy =
+        r->status == MHD_HTTP_OK
+            ? MHD_create_response_from_buffer(st->len, (void *)st->body, MHD_RESPMEM_MUST_COPY)
+            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (copy && r->status == MHD_HTTP_OK) {
+        api_read_headers(copy, st->etag);
+    } else if (copy) {
+        MHD_add_response_header(copy, MHD_HTTP_HEADER_ETAG, st->etag);
+        MHD_add_response_header(copy, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=1");
+    }
+    r->resp = copy;
+    r->borrowed = false;
+}
+
+static void add_cors(api_server *s, struct MHD_Connection *conn, reply *r)
+{
+    const char *origin = s->cfg.n_cors ? cors_origin(s, conn) : NULL;
+    if (!origin || !r->resp)
+        return;
+    if (r->borrowed)
+        unshare(r);
+    if (!r->resp)
+        return;
+    MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r->resp, MHD_HTTP_HEADER_VARY, "Origin");
+}
+
 static enum MHD_Result queue(api_server *s, struct MHD_Connection *conn, const api_req *q, reply *r)
 {
+    add_cors(s, conn, r);
     if (!r->resp) {
         api_view_release(r->view);
         count_request(s, q->route, MHD_HTTP_INTERNAL_SERVER_ERROR, q->t0_ms);
@@ -1302,15 +1471,31 @@ static struct MHD_Daemon *start_daemon(api_server *s, int fd, int family)
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     const api_server_config *c = &s->cfg;
+    bool tls = c->tls_cert && c->tls_key;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* The request line and headers are parsed in place inside this per-connection pool: twice
+     * max_header_bytes lets headers_too_large answer a header block up to twice the limit with
+     * a JSON 431 (libmicrohttpd's own 431 beyond that); the reserve holds the response headers
+     * and the write buffer. */
+    size_t memory = 2 * c->max_header_bytes + SRV_MEMORY_RESERVE;
     /* The logger comes first so that libmicrohttpd reports everything after it to us. */
-    return MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-                            s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, c->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-                            c->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-                            c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->per_ip_limit,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_CONNECTION_MEMORY,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_STRICT_FOR_CLIENT,
-                            (int)1, MHD_OPTION_END);
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s},
+        {MHD_OPTION_LISTEN_SOCKET, (intptr_t)fd, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)c->threads, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)c->connection_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->per_ip_limit, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)memory, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
+        {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)c->tls_cert},
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)c->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
 }
 
 void api_server_register_metrics(api_server *s)
@@ -1367,6 +1552,12 @@ api_server *api_server_start(const tf_host *host, tf_instance *self, const api_s
         goto fail;
     s->cfg.prefix = s->prefix;
     s->cfg.port_file = s->port_file;
+    if (cfg->tls_cert && cfg->tls_key && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errsz,
+                 "options tls_cert/tls_key: expected a libmicrohttpd built with TLS (GnuTLS), "
+                 "found one without it; serve plain HTTP behind a TLS proxy instead");
+        goto fail;
+    }
     int family = AF_INET;
     fd = open_listener(cfg->listen, &family, err, errsz);
     if (fd < 0)

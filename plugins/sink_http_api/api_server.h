@@ -13,6 +13,8 @@
 
 #include <tickflow/tickflow.h>
 
+#include "api_auth.h"
+#include "api_ratelimit.h"
 #include "api_redis.h"
 #include "api_snapshot.h"
 #include "api_sse.h"
@@ -27,7 +29,15 @@ typedef struct api_server_config {
     size_t max_body;
     int64_t stale_after_ms;
     size_t replay_max;
-    const char *prefix; /* Redis key prefix */
+    const char *prefix;        /* Redis key prefix */
+    const api_auth *auth;      /* bearer tokens (borrowed) */
+    bool read_auth;            /* reads need a token too */
+    api_ratelimit *rate_limit; /* NULL: off (borrowed) */
+    tf_metric *rate_limited;   /* tickflow_api_rate_limited_total, may be NULL */
+    const char *const *cors;   /* allowed Origins (borrowed), n_cors of them */
+    size_t n_cors;
+    size_t max_header_bytes;        /* sizes the per-connection memory */
+    const char *tls_cert, *tls_key; /* PEM text, both or neither (borrowed, outlive the server) */
 } api_server_config;
 
 typedef struct api_server api_server;

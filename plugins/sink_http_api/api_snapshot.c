@@ -135,6 +135,8 @@ static bool static_make(api_static *st, char *body, size_t len)
         free(body);
         return false;
     }
+    st->body = body;
+    st->len = len;
     st->not_modified = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     return st->not_modified && api_read_headers(st->ok, st->etag) &&
            MHD_add_response_header(st->not_modified, MHD_HTTP_HEADER_ETAG, st->etag) == MHD_YES &&

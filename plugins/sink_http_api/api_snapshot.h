@@ -43,7 +43,9 @@ typedef struct api_premium {
 typedef struct api_static {
     struct MHD_Response *ok;
     struct MHD_Response *not_modified;
-    char etag[24]; /* "\"<16 hex>\"" */
+    char etag[24];    /* "\"<16 hex>\"" */
+    const char *body; /* the 200 body, owned by `ok`: lets a request build a private copy */
+    size_t len;
 } api_static;
 
 /* One ticker, rendered once per update, shared between views. */

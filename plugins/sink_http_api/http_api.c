@@ -2,8 +2,9 @@
  * `http_api` sink: the API role's HTTP server. Each batch (from the redis source: premiums,
  * tickers, fx, live positions) updates an in-memory snapshot whose responses are rendered once
  * per update, so a read costs no Redis round trip; history and positions go to Redis through a
- * small connection pool. Also streams premium updates as Server-Sent Events. The endpoints are
- * in docs/api.md and docs/openapi.yaml.
+ * small connection pool. Also streams premium updates as Server-Sent Events. Guards requests
+ * with bearer tokens, a per-IP rate limit, a header cap, CORS and optional TLS. The endpoints
+ * are in docs/api.md and docs/openapi.yaml.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 
 #include <tickflow/tickflow.h>
 
+#include "api_auth.h"
+#include "api_ratelimit.h"
 #include "api_redis.h"
 #include "api_server.h"
 #include "api_snapshot.h"
@@ -25,7 +28,22 @@ typedef struct http_api {
     api_redis *redis;   /* owned */
     api_sse *sse;       /* owned */
     api_server *server; /* owned */
+    api_auth *auth;     /* owned */
+    api_ratelimit *rl;  /* owned, NULL when rate_limit is 0 */
+    char **cors;        /* owned strings in an owned array */
+    size_t n_cors;
+    char *tls_cert, *tls_key; /* owned PEM text, wiped on destroy */
 } http_api;
+
+static const tf_option_def token_fields[] = {
+    {"name", TF_OPT_STRING, NULL, 1, "Who holds the token (for the operator; never logged with it)",
+     0, NULL},
+    {"sha256", TF_OPT_STRING, NULL, 1,
+     "Hex SHA-256 of the token, never the token itself: printf %s TOKEN | sha256sum", 0, NULL},
+    {"scope", TF_OPT_STRING, NULL, 1, "read (GET endpoints) or write (also POST endpoints)", 0,
+     NULL},
+    {NULL, 0, NULL, 0, NULL, 0, NULL},
+};
 
 static const tf_option_def options[] = {
     {"listen", TF_OPT_STRING, "127.0.0.1:8080", 0,
@@ -56,6 +74,29 @@ static const tf_option_def options[] = {
      0, NULL},
     {"prefix", TF_OPT_STRING, NULL, 0,
      "Redis key prefix of the history streams (default: the runtime's redis.prefix)", 0, NULL},
+    {"tokens", TF_OPT_LIST, "[]", 0,
+     "Bearer tokens as {name, sha256, scope}; writes always need a write token", TF_OPT_MAP,
+     token_fields},
+    {"token_file", TF_OPT_STRING, NULL, 0,
+     "File of more tokens, one \"name scope sha256hex\" per line (# comments); keep it 0600", 0,
+     NULL},
+    {"read_auth", TF_OPT_STRING, "public", 0,
+     "public: GET endpoints need no token; token: they need a read or write token (probes stay "
+     "public)",
+     0, NULL},
+    {"rate_limit", TF_OPT_INT, "50", 0,
+     "Requests a second per client IP address (token bucket); over it 429 + Retry-After; 0 = off",
+     0, NULL},
+    {"rate_burst", TF_OPT_INT, "100", 0, "Requests a client IP may send at once (bucket size)", 0,
+     NULL},
+    {"max_header_bytes", TF_OPT_INT, "8192", 0,
+     "Largest request line + headers; larger ones are refused by libmicrohttpd (431)", 0, NULL},
+    {"cors_origins", TF_OPT_LIST, "[]", 0,
+     "Origins (scheme://host[:port]) allowed to call the API from a browser; [] = no CORS",
+     TF_OPT_STRING, NULL},
+    {"tls_cert", TF_OPT_SECRET, NULL, 0,
+     "PEM certificate chain, via ${file:/path}; with tls_key the API serves HTTPS", 0, NULL},
+    {"tls_key", TF_OPT_SECRET, NULL, 0, "PEM private key of tls_cert, via ${file:/path}", 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -90,6 +131,7 @@ static bool duration_in(const http_api *a, const tf_options *o, const char *name
 typedef struct settings {
     int64_t threads, timeout_ms, per_ip, max_conn, max_body, stale_ms;
     int64_t keepalive_ms, queue, replay, max_clients;
+    int64_t rate, burst, max_header;
 } settings;
 
 static bool read_settings(const http_api *a, const tf_options *o, settings *st)
@@ -103,7 +145,82 @@ static bool read_settings(const http_api *a, const tf_options *o, settings *st)
            duration_in(a, o, "sse_keepalive", 100, HOUR_MS, &st->keepalive_ms) &&
            int_in(a, o, "sse_queue", 1, 1000000, &st->queue) &&
            int_in(a, o, "sse_replay", 0, 100000, &st->replay) &&
-           int_in(a, o, "sse_max_clients", 1, 65536, &st->max_clients);
+           int_in(a, o, "sse_max_clients", 1, 65536, &st->max_clients) &&
+           int_in(a, o, "rate_limit", 0, 1000000, &st->rate) &&
+           int_in(a, o, "rate_burst", 1, 1000000, &st->burst) &&
+           int_in(a, o, "max_header_bytes", 1024, 1024 * 1024, &st->max_header);
+}
+
+static void free_secret(char *p)
+{
+    if (p) {
+        volatile char *v = p; /* a key must not linger in freed memory */
+        while (*v)
+            *v++ = '\0';
+        free(p);
+    }
+}
+
+#define RATE_LIMIT_CLIENTS 10000 /* addresses tracked at a time (least recent evicted) */
+
+/* Tokens, read_auth, the rate limiter, CORS origins and TLS: the request guards. */
+static bool read_protection(http_api *a, const tf_options *o, const settings *st)
+{
+    const tf_host *h = a->host;
+    char err[512] = "";
+    a->auth =
+        api_auth_create(h->opt_json(o, "tokens"), h->opt_string(o, "token_file"), err, sizeof err);
+    if (!a->auth) {
+        h->log(a->self, TF_LOG_ERROR, "%s", err);
+        return false;
+    }
+    const char *ra = h->opt_string(o, "read_auth");
+    if (ra && strcmp(ra, "public") != 0 && strcmp(ra, "token") != 0) {
+        h->log(a->self, TF_LOG_ERROR, "option read_auth: expected public or token, found \"%s\"",
+               ra);
+        return false;
+    }
+    if (api_auth_count(a->auth) == 0)
+        h->log(a->self, TF_LOG_WARN,
+               "no tokens configured (tokens, token_file): every write (POST) gets 401");
+    if (st->rate > 0) {
+        a->rl = api_ratelimit_create((double)st->rate, (double)st->burst, RATE_LIMIT_CLIENTS);
+        if (!a->rl)
+            return false;
+    }
+    const json_t *cors = h->opt_json(o, "cors_origins");
+    size_t n = json_array_size(cors);
+    a->cors = n ? calloc(n, sizeof *a->cors) : NULL;
+    for (size_t i = 0; a->cors && i < n; i++) {
+        const char *origin = json_string_value(json_array_get(cors, i));
+        if (!origin ||
+            (strncmp(origin, "http://", 7) != 0 && strncmp(origin, "https://", 8) != 0) ||
+            origin[strlen(origin) - 1] == '/') {
+            h->log(a->self, TF_LOG_ERROR,
+                   "option cors_origins[%zu]: expected an origin such as https://app.example.com "
+                   "(scheme://host[:port], no path), found \"%s\"",
+                   i, origin ? origin : "a non-string");
+            return false;
+        }
+        a->cors[i] = strdup(origin);
+        a->n_cors += a->cors[i] != NULL;
+    }
+    if (n && a->n_cors != n)
+        return false;
+    const char *cert = h->opt_string(o, "tls_cert");
+    const char *key = h->opt_string(o, "tls_key");
+    if ((cert && cert[0]) != (key && key[0])) {
+        h->log(a->self, TF_LOG_ERROR,
+               "options tls_cert/tls_key: expected both (HTTPS) or neither (HTTP), found only %s",
+               cert && cert[0] ? "tls_cert" : "tls_key");
+        return false;
+    }
+    if (cert && cert[0]) {
+        a->tls_cert = strdup(cert);
+        a->tls_key = strdup(key);
+        return a->tls_cert && a->tls_key;
+    }
+    return true;
 }
 
 static void api_destroy(void *instance)
@@ -115,6 +232,13 @@ static void api_destroy(void *instance)
     api_sse_destroy(a->sse);
     api_redis_destroy(a->redis);
     api_snapshot_destroy(a->snap);
+    api_auth_destroy(a->auth);
+    api_ratelimit_destroy(a->rl);
+    for (size_t i = 0; i < a->n_cors; i++)
+        free(a->cors[i]);
+    free(a->cors);
+    free_secret(a->tls_cert);
+    free_secret(a->tls_key);
     free(a);
 }
 
@@ -151,6 +275,18 @@ static int start(http_api *a, const tf_options *o, const settings *st)
         .stale_after_ms = st->stale_ms,
         .replay_max = (size_t)st->replay,
         .prefix = prefix && prefix[0] ? prefix : h->redis_prefix(a->self),
+        .auth = a->auth,
+        .read_auth = strcmp(h->opt_string(o, "read_auth"), "token") == 0,
+        .rate_limit = a->rl,
+        .rate_limited = h->metric_register(
+            a->self, TF_METRIC_COUNTER, "tickflow_api_rate_limited_total",
+            "Requests refused with 429 because their client IP passed rate_limit", no_labels, NULL,
+            0),
+        .cors = (const char *const *)a->cors,
+        .n_cors = a->n_cors,
+        .max_header_bytes = (size_t)st->max_header,
+        .tls_cert = a->tls_cert,
+        .tls_key = a->tls_key,
     };
     char err[512] = "";
     a->server = api_server_start(h, a->self, &cfg, a->snap, a->sse, a->redis, err, sizeof err);
@@ -160,8 +296,8 @@ static int start(http_api *a, const tf_options *o, const settings *st)
     }
     const char *listen = cfg.listen;
     const char *colon = strrchr(listen, ':');
-    h->log(a->self, TF_LOG_INFO, "API listening on http://%.*s:%d", (int)(colon - listen), listen,
-           api_server_port(a->server));
+    h->log(a->self, TF_LOG_INFO, "API listening on %s://%.*s:%d", a->tls_cert ? "https" : "http",
+           (int)(colon - listen), listen, api_server_port(a->server));
     return TF_OK;
 }
 
@@ -174,6 +310,8 @@ static int api_init(const tf_host *host, tf_instance *self, const tf_options *op
     a->self = self;
     settings st;
     int rc = read_settings(a, opts, &st) ? TF_OK : TF_EINVAL;
+    if (rc == TF_OK && !read_protection(a, opts, &st))
+        rc = TF_EINVAL;
     if (rc == TF_OK)
         rc = start(a, opts, &st);
     if (rc != TF_OK) {

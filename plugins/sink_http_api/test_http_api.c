@@ -55,7 +55,7 @@ static int read_port(const char *path)
  * is given; sets *port. */
 static tfh *open_api_at(const char *name, const char *listen, const char *extra, int *port)
 {
-    char path[512], with[1024], runtime[256];
+    char path[512], with[2048], runtime[256];
     snprintf(path, sizeof path, "%s/%s.port", g_dir, name);
     unlink(path);
     snprintf(with, sizeof with, "{listen: '%s', port_file: '%s'%s%s}",
@@ -139,6 +139,11 @@ typedef struct resp {
     char cache[64];
     char ctype[64];
     char location[128];
+    char www_auth[128];
+    char retry_after[16];
+    char acao[128]; /* Access-Control-Allow-Origin */
+    char acam[64];  /* Access-Control-Allow-Methods */
+    char vary[64];
 } resp;
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -178,20 +183,44 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     header_value(p, len, "Cache-Control", r->cache, sizeof r->cache);
     header_value(p, len, "Content-Type", r->ctype, sizeof r->ctype);
     header_value(p, len, "Location", r->location, sizeof r->location);
+    header_value(p, len, "WWW-Authenticate", r->www_auth, sizeof r->www_auth);
+    header_value(p, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+    header_value(p, len, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    header_value(p, len, "Access-Control-Allow-Methods", r->acam, sizeof r->acam);
+    header_value(p, len, "Vary", r->vary, sizeof r->vary);
     return len;
 }
 
-/* One request to the server on `port`; `header` is one extra "Name: value" or NULL. */
-static void http_at(int port, const char *method, const char *path, const char *body,
-                    const char *header, resp *out)
+/* Tokens of the suite's servers: SHA-256 ("printf %s write-secret | sha256sum") in the config,
+ * the token itself in requests. */
+#define WRITE_TOKEN  "write-secret"
+#define WRITE_SHA256 "b88e117d6ff6a2eefae99962014afd336c9c71387fe4509bd808b35e02dfc29d"
+#define READ_TOKEN   "read-secret"
+#define READ_SHA256  "f0fd6c09405cb6d3707d04067d8509cb924e62ae66fa02067c2bc467b0d721e4"
+#define TOKENS                                                                                     \
+    "tokens: [{name: ci, sha256: " WRITE_SHA256                                                    \
+    ", scope: write}, {name: dash, sha256: " READ_SHA256 ", scope: read}]"
+#define AUTH_WRITE "Authorization: Bearer " WRITE_TOKEN
+#define AUTH_READ  "Authorization: Bearer " READ_TOKEN
+
+static const char *g_cainfo; /* set: https with this CA file */
+
+/* One request to the server on `port`; `header` and `header2` are extra "Name: value" or
+ * NULL. */
+static void http_at2(int port, const char *method, const char *path, const char *body,
+                     const char *header, const char *header2, resp *out)
 {
     memset(out, 0, sizeof *out);
     char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", g_cainfo ? "https" : "http", port, path);
     CURL *c = curl_easy_init();
     struct curl_slist *hdrs = NULL;
     if (header)
         hdrs = curl_slist_append(hdrs, header);
+    if (header2)
+        hdrs = curl_slist_append(hdrs, header2);
+    if (g_cainfo)
+        curl_easy_setopt(c, CURLOPT_CAINFO, g_cainfo);
     if (body)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -212,9 +241,16 @@ static void http_at(int port, const char *method, const char *path, const char *
     curl_easy_cleanup(c);
 }
 
+static void http_at(int port, const char *method, const char *path, const char *body,
+                    const char *header, resp *out)
+{
+    http_at2(port, method, path, body, header, NULL, out);
+}
+
+/* The suite's server with its write token. */
 static void http(const char *method, const char *path, const char *body, resp *out)
 {
-    http_at(g_port, method, path, body, NULL, out);
+    http_at(g_port, method, path, body, AUTH_WRITE, out);
 }
 
 static json_t *body_json(const resp *r)
@@ -500,7 +536,7 @@ static void test_body_too_large(void)
     expect_error("POST", "/v1/positions", body, 413, "payload_too_large", "max_body");
     free(body);
     resp r;
-    http_at(g_port, "POST", "/v1/positions", "{}", "Content-Type: text/plain", &r);
+    http_at2(g_port, "POST", "/v1/positions", "{}", "Content-Type: text/plain", AUTH_WRITE, &r);
     /* libcurl sends both Content-Type headers; ours is the first */
     CU_ASSERT(r.status == 415 || r.status == 503);
     free(r.body);
@@ -991,6 +1027,266 @@ static void test_bad_options(void)
     CU_ASSERT_PTR_NULL(open_api("bad3", "connection_timeout: 10ms", &port));
 }
 
+/* ---- protection: tokens, rate limit, header size, CORS, TLS ---- */
+
+static json_t *error_of(const resp *r, const char **code)
+{
+    json_t *j = body_json(r);
+    *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    return j;
+}
+
+/* Asserts an error status and code for a request with up to one extra header. */
+static void expect_status(int port, const char *method, const char *path, const char *body,
+                          const char *header, long status, const char *code)
+{
+    resp r;
+    http_at(port, method, path, body, header, &r);
+    const char *got = NULL;
+    json_t *j = error_of(&r, &got);
+    CU_ASSERT_EQUAL(r.status, status);
+    CU_ASSERT(code == NULL || (got && strcmp(got, code) == 0));
+    if (r.status != status)
+        fprintf(stderr, "%s %s [%s]: expected %ld, got %ld %s\n", method, path,
+                header ? header : "", status, r.status, r.body ? r.body : "");
+    if (status == 401)
+        CU_ASSERT_STRING_EQUAL(r.www_auth, "Bearer realm=\"tickflow\"");
+    json_decref(j);
+    free(r.body);
+}
+
+static void test_write_needs_write_token(void)
+{
+    int port = 0;
+    tfh *h = open_api("auth", TOKENS, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    const char *body = "[1]";
+    expect_status(port, "POST", "/v1/positions", body, NULL, 401, "unauthorized");
+    expect_status(port, "POST", "/v1/positions", body, "Authorization: Bearer nope", 401,
+                  "unauthorized");
+    expect_status(port, "POST", "/v1/positions", body, "Authorization: Basic d3JpdGUtc2VjcmV0", 401,
+                  "unauthorized");
+    expect_status(port, "POST", "/v1/positions/p1/close", "", NULL, 401, "unauthorized");
+    expect_status(port, "POST", "/v1/positions", body, AUTH_READ, 403, "forbidden");
+    expect_status(port, "POST", "/v1/positions/p1/close", "", AUTH_READ, 403, "forbidden");
+    /* With the write token the request reaches the handler: a body error, or no store. */
+    resp r;
+    http_at(port, "POST", "/v1/positions", body, AUTH_WRITE, &r);
+    CU_ASSERT(r.status == 400 || r.status == 503);
+    free(r.body);
+    http_at(port, "POST", "/v1/positions", body, "authorization: bearer  " WRITE_TOKEN, &r);
+    CU_ASSERT(r.status == 400 || r.status == 503);
+    free(r.body);
+    /* read_auth: public (the default): reads need no token. */
+    expect_status(port, "GET", "/v1/tickers", NULL, NULL, 200, NULL);
+    tfh_close(h);
+}
+
+static void test_read_auth_token(void)
+{
+    int port = 0;
+    tfh *h = open_api("readauth", "read_auth: token, " TOKENS, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    expect_status(port, "GET", "/v1/tickers", NULL, NULL, 401, "unauthorized");
+    expect_status(port, "GET", "/v1/tickers", NULL, "Authorization: Bearer wrong", 401,
+                  "unauthorized");
+    expect_status(port, "GET", "/v1/tickers", NULL, AUTH_READ, 200, NULL);
+    expect_status(port, "GET", "/v1/tickers", NULL, AUTH_WRITE, 200, NULL);
+    expect_status(port, "GET", "/healthz", NULL, NULL, 200, NULL); /* probes stay public */
+    tfh_close(h);
+}
+
+static void test_token_config(void)
+{
+    int port = 0;
+    /* A plain token where the hash belongs is refused, naming the field. */
+    CU_ASSERT_PTR_NULL(
+        open_api("plain", "tokens: [{name: x, sha256: write-secret, scope: write}]", &port));
+    CU_ASSERT_PTR_NULL(
+        open_api("scope", "tokens: [{name: x, sha256: " WRITE_SHA256 ", scope: admin}]", &port));
+    CU_ASSERT_PTR_NULL(open_api("readauth", "read_auth: maybe", &port));
+    /* token_file: "name scope sha256hex" lines. */
+    char path[512], with[1024];
+    snprintf(path, sizeof path, "%s/tokens", g_dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# operators\n\nci write %s\n", WRITE_SHA256);
+    fclose(f);
+    snprintf(with, sizeof with, "token_file: '%s'", path);
+    tfh *h = open_api("tokfile", with, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    expect_status(port, "POST", "/v1/positions", "[1]", AUTH_READ, 401, "unauthorized");
+    resp r;
+    http_at(port, "POST", "/v1/positions", "[1]", AUTH_WRITE, &r);
+    CU_ASSERT(r.status == 400 || r.status == 503);
+    free(r.body);
+    tfh_close(h);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "ci write\n");
+    fclose(f);
+    CU_ASSERT_PTR_NULL(open_api("tokfile2", with, &port));
+}
+
+typedef struct probe {
+    int port;
+} probe;
+
+static bool request_ok(void *arg)
+{
+    resp r;
+    http_at(((probe *)arg)->port, "GET", "/healthz", NULL, NULL, &r);
+    free(r.body);
+    return r.status == 200;
+}
+
+static void test_rate_limit(void)
+{
+    int port = 0;
+    tfh *h = open_api("rate", "rate_limit: 5, rate_burst: 5", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int ok = 0, limited = 0;
+    long retry = 0;
+    for (int i = 0; i < 10; i++) {
+        resp r;
+        http_at(port, "GET", "/healthz", NULL, NULL, &r);
+        ok += r.status == 200;
+        if (r.status == 429) {
+            limited++;
+            retry = atol(r.retry_after);
+            const char *code = NULL;
+            json_t *j = error_of(&r, &code);
+            CU_ASSERT(code && strcmp(code, "rate_limited") == 0);
+            json_decref(j);
+        }
+        free(r.body);
+    }
+    /* 5 from the burst, plus at most one refilled token per 200 ms the loop took. */
+    CU_ASSERT(ok >= 5 && ok < 10);
+    CU_ASSERT(limited > 0);
+    CU_ASSERT(retry >= 1 && retry <= 1); /* 1/rate = 0.2 s, rounded up to a whole second */
+    /* Recovery: a token is back within Retry-After (plus a margin). */
+    CU_ASSERT(tft_wait_until(request_ok, &(probe){port}, (int)retry * 1000 + 1000));
+    size_t len = 0;
+    char *text = tf_metrics_render(&len);
+    CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "tickflow_api_rate_limited_total{pipeline="));
+    free(text);
+    tfh_close(h);
+}
+
+static void test_header_too_large(void)
+{
+    int port = 0;
+    tfh *h = open_api("hdr", "max_header_bytes: 8192", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    static char big[40000];
+    int n = snprintf(big, sizeof big, "X-Big: ");
+    memset(big + n, 'a', sizeof big - (size_t)n - 1);
+    big[sizeof big - 1] = '\0';
+    resp r;
+    /* Over the limit: our JSON 431 up to about twice it, libmicrohttpd's own 431 (HTML, and
+     * the connection closed) far beyond; either way the request is refused. */
+    const size_t over[] = {8300, 12000, 16000, 39999};
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        big[over[i]] = '\0';
+        http_at(port, "GET", "/healthz", NULL, big, &r);
+        CU_ASSERT_EQUAL(r.status, 431);
+        if (r.status != 431)
+            fprintf(stderr, "%zu-byte header: %ld\n", over[i], r.status);
+        if (i < 3) {
+            const char *code = NULL;
+            json_t *j = error_of(&r, &code);
+            CU_ASSERT(code && strcmp(code, "header_too_large") == 0);
+            json_decref(j);
+        }
+        free(r.body);
+        big[over[i]] = 'a';
+    }
+    big[7900] = '\0'; /* under the limit with the other headers */
+    http_at(port, "GET", "/healthz", NULL, big, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    free(r.body);
+    tfh_close(h);
+}
+
+#define ORIGIN "https://app.example.com"
+
+static void test_cors(void)
+{
+    int port = 0;
+    tfh *h = open_api("cors", "cors_origins: ['" ORIGIN "'], " TOKENS, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    resp r;
+    /* A pre-rendered (shared) response and a rendered one. */
+    const char *paths[] = {"/v1/tickers", "/healthz"};
+    for (size_t i = 0; i < 2; i++) {
+        http_at(port, "GET", paths[i], NULL, "Origin: " ORIGIN, &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_STRING_EQUAL(r.acao, ORIGIN);
+        CU_ASSERT_STRING_EQUAL(r.vary, "Origin");
+        free(r.body);
+        http_at(port, "GET", paths[i], NULL, "Origin: https://evil.example.com", &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_STRING_EQUAL(r.acao, "");
+        free(r.body);
+    }
+    /* The shared response itself did not gain the header. */
+    http_at(port, "GET", "/v1/tickers", NULL, NULL, &r);
+    CU_ASSERT_STRING_EQUAL(r.acao, "");
+    free(r.body);
+    http_at2(port, "OPTIONS", "/v1/positions", NULL, "Origin: " ORIGIN,
+             "Access-Control-Request-Method: POST", &r);
+    CU_ASSERT_EQUAL(r.status, 204);
+    CU_ASSERT_STRING_EQUAL(r.acao, ORIGIN);
+    CU_ASSERT_STRING_EQUAL(r.acam, "GET, POST");
+    free(r.body);
+    http_at2(port, "OPTIONS", "/v1/positions", NULL, "Origin: https://evil.example.com",
+             "Access-Control-Request-Method: POST", &r);
+    CU_ASSERT_EQUAL(r.status, 403);
+    CU_ASSERT_STRING_EQUAL(r.acao, "");
+    free(r.body);
+    /* An error reply to a listed origin carries the header too (the browser shows it). */
+    http_at(port, "POST", "/v1/positions", "[1]", "Origin: " ORIGIN, &r);
+    CU_ASSERT_EQUAL(r.status, 401);
+    CU_ASSERT_STRING_EQUAL(r.acao, ORIGIN);
+    free(r.body);
+    tfh_close(h);
+    CU_ASSERT_PTR_NULL(open_api("cors2", "cors_origins: ['app.example.com']", &port));
+}
+
+static void test_tls(void)
+{
+    char cert[256], key[256], cmd[1400], with[1400];
+    snprintf(cert, sizeof cert, "%s/c.pem", g_dir);
+    snprintf(key, sizeof key, "%s/k.pem", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext "
+             "subjectAltName=IP:127.0.0.1 -days 1 -keyout '%s' -out '%s' 2>/dev/null",
+             key, cert);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    int port = 0;
+    snprintf(with, sizeof with, "tls_cert: '${file:%s}', tls_key: '${file:%s}', " TOKENS, cert,
+             key);
+    tfh *h = open_api("tls", with, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    write_batch(h, fill_main, NULL);
+    g_cainfo = cert;
+    resp r;
+    http_at(port, "GET", "/v1/tickers/bithumb/BTC", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"bithumb\""));
+    free(r.body);
+    expect_status(port, "POST", "/v1/positions", "[1]", NULL, 401, "unauthorized");
+    g_cainfo = NULL;
+    /* Plain HTTP to the TLS port gets no API answer. */
+    http_at(port, "GET", "/healthz", NULL, NULL, &r);
+    CU_ASSERT_NOT_EQUAL(r.status, 200);
+    free(r.body);
+    tfh_close(h);
+    snprintf(with, sizeof with, "tls_cert: '${file:%s}'", cert);
+    CU_ASSERT_PTR_NULL(open_api("tls2", with, &port));
+}
+
 /* ---- suite ---- */
 
 static int suite_init(void)
@@ -1001,7 +1297,7 @@ static int suite_init(void)
     g_dir = tft_mkdtemp();
     if (g_redis_port <= 0 || !g_dir)
         return -1;
-    g_api = open_api("main", "connection_timeout: 1s", &g_port);
+    g_api = open_api("main", "connection_timeout: 1s, rate_limit: 0, " TOKENS, &g_port);
     return g_api && g_port > 0 ? 0 : -1;
 }
 
@@ -1046,6 +1342,13 @@ int main(void)
         {"positions", test_positions},
         {"request metrics", test_metrics},
         {"bad options", test_bad_options},
+        {"writes need a write token (401, 403)", test_write_needs_write_token},
+        {"read_auth token", test_read_auth_token},
+        {"hashed tokens in the config and token_file", test_token_config},
+        {"per-IP rate limit 429 + Retry-After, recovery", test_rate_limit},
+        {"header block over max_header_bytes refused", test_header_too_large},
+        {"CORS allowed, unlisted, preflight", test_cors},
+        {"TLS round trip", test_tls},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("sink_http_api", tests, suite_init, suite_cleanup);
