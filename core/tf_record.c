@@ -92,6 +92,10 @@ static int batch_reserve(tf_batch *b, size_t need)
 
 int tf_batch_move(tf_batch *to, tf_batch *from)
 {
+    /* An empty source batch may have no array at all: memcpy from NULL is undefined even for
+     * zero bytes. */
+    if (from->count == 0)
+        return TF_OK;
     if (batch_reserve(to, to->count + from->count) != TF_OK)
         return TF_ENOMEM;
     memcpy(to->records + to->count, from->records, from->count * sizeof *from->records);

@@ -109,6 +109,13 @@ static void test_batch_operations(void)
     CU_ASSERT_EQUAL(tf_batch_count(a), 0);
     tf_batch_destroy(a);
     tf_batch_destroy(b);
+    /* Moving a never-used batch (no array yet) into another never-used one: a source that
+     * failed before emitting anything. UBSan aborts on memcpy from NULL if this regresses. */
+    tf_batch *empty_to = tf_batch_create(), *empty_from = tf_batch_create();
+    CU_ASSERT_EQUAL(tf_batch_move(empty_to, empty_from), TF_OK);
+    CU_ASSERT_EQUAL(tf_batch_count(empty_to), 0);
+    tf_batch_destroy(empty_to);
+    tf_batch_destroy(empty_from);
 }
 
 int main(void)
