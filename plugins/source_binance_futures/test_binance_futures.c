@@ -198,79 +198,6 @@ static hits hits_now(void)
 
 /* One instance of the plugin built as the harness builds it, but kept here so the test can set
  * the pipeline's symbol interest through the instance (tfh does not expose it). */
-typedef struct interest_rig {
-    tf_registry *reg;
-    tf_config *cfg;
-    tf_http *http;
-    tf_interest *interest;
-    tf_instance *inst;
-    char *dir;
-    uint64_t seq;
-} interest_rig;
-
-static void rig_close(interest_rig *r)
-{
-    tf_instance_destroy(r->inst);
-    tf_interest_destroy(r->interest);
-    tf_http_destroy(r->http);
-    tf_config_destroy(r->cfg);
-    tf_registry_destroy(r->reg);
-    if (r->dir)
-        tft_rmdir(r->dir);
-    free(r->dir);
-}
-
-/* `with` is the plugin's YAML flow mapping. */
-static bool rig_open(interest_rig *r, const char *with)
-{
-    memset(r, 0, sizeof *r);
-    r->reg = tf_registry_create();
-    r->dir = tft_mkdtemp();
-    tf_diag *diag = tf_diag_create();
-    char path[1024];
-    char yaml[2048];
-    snprintf(path, sizeof path, "%s/rig.yaml", r->dir ? r->dir : "/nonexistent");
-    snprintf(yaml, sizeof yaml,
-             "pipelines:\n  - name: rig\n    every: 1s\n    lease: off\n"
-             "    sources: [{use: %s, with: %s}]\n    sinks: [{use: stdout}]\n",
-             PLUGIN, with);
-    const char *paths[] = {path};
-    bool ok =
-        r->reg && r->dir && diag && tf_registry_load_dir(r->reg, tft_plugin_dir(), diag) >= 0 &&
-        tft_write_file(path, yaml) == 0 && tf_config_load(paths, 1, r->reg, diag, &r->cfg) == TF_OK;
-    if (!ok && diag)
-        tf_diag_print(diag, stderr);
-    tf_diag_destroy(diag);
-    if (ok) {
-        r->http = tf_http_create(&r->cfg->http);
-        r->interest = tf_interest_create();
-        r->inst = r->http && r->interest
-                      ? tf_instance_create(&r->cfg->pipelines[0].sources[0], "rig", r->http,
-                                           &r->cfg->redis, r->interest, NULL)
-                      : NULL;
-        ok = r->inst != NULL;
-    }
-    if (!ok)
-        rig_close(r);
-    return ok;
-}
-
-static void rig_interest(interest_rig *r, const char *const *symbols, size_t n)
-{
-    tf_host_table()->interest_set(r->inst, symbols, n);
-}
-
-static int rig_collect(interest_rig *r, tf_batch *out)
-{
-    tf_tick t = {.struct_size = sizeof(tf_tick),
-                 .pipeline = "rig",
-                 .seq = ++r->seq,
-                 .scheduled_ms = tf_now_ms(),
-                 .deadline_ms = tf_mono_ms() + 1000,
-                 .key_prefix = "tf"};
-    return tf_instance_collect(r->inst, &t, out);
-}
-
 /* ---- fixtures: exact values ---- */
 
 static void assert_btc_fixture(const tf_record *r)
@@ -788,13 +715,13 @@ static void test_interest_symbols_fetched(void)
     char with[512];
     snprintf(with, sizeof with, "{base_url: '%s', max_age: 100000h, symbols: [BTC]}",
              tft_server_url(srv));
-    interest_rig r;
-    CU_ASSERT_TRUE_FATAL(rig_open(&r, with));
+    tfh *r = tfh_open("source", PLUGIN, with, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     const char *want[] = {"eth", "BTC", "not/a/base"};
-    rig_interest(&r, want, 3);
+    tfh_set_interest(r, want, 3);
     hits before = hits_now();
     tf_batch *b = tf_batch_create();
-    CU_ASSERT_EQUAL(rig_collect(&r, b), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(r, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 2);
     assert_btc_fixture(tfh_find(b, "ticker", "symbol", "BTC"));
     assert_eth_bulk(tfh_find(b, "ticker", "symbol", "ETH"));
@@ -804,16 +731,16 @@ static void test_interest_symbols_fetched(void)
     tft_server_last_request(srv, url, sizeof url, NULL, NULL, 0);
     CU_ASSERT_STRING_EQUAL(url, PRICE);
 
-    rig_interest(&r, NULL, 0);
+    tfh_set_interest(r, NULL, 0);
     route_single();
     tf_batch_clear(b);
-    CU_ASSERT_EQUAL(rig_collect(&r, b), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(r, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 1);
     assert_btc_fixture(tfh_find(b, "ticker", "symbol", "BTC"));
     tft_server_last_request(srv, url, sizeof url, NULL, NULL, 0);
     CU_ASSERT_STRING_EQUAL(url, PRICE "?symbol=BTCUSDT");
     tf_batch_destroy(b);
-    rig_close(&r);
+    tfh_close(r);
 }
 
 int main(void)

@@ -160,44 +160,11 @@ static int bp_init(const tf_host *host, tf_instance *self, const tf_options *opt
 
 /* ---- keys ---- */
 
-static int copy_secret(char *dst, size_t size, const char *src)
-{
-    int n = snprintf(dst, size, "%s", src);
-    return n < 0 || (size_t)n >= size ? TF_EINVAL : TF_OK;
-}
-
-/* The key pair for this tick, from the key store or else the api_key/api_secret options, into
- * the caller's buffers (which it wipes). */
+/* The key pair for this tick (sign.c: the key store, else the secret options). */
 static int load_keys(binance_positions *p, const char *ctx, char *key, char *secret)
 {
-    const tf_host *h = p->host;
-    char err[BP_ERR_MAX] = "";
-    int rc = TF_ENOTFOUND;
-    if (TF_HOST_HAS(h, api_key_get))
-        rc = h->api_key_get(p->self, "binance", p->key_name, key, BP_KEY_MAX, secret, BP_KEY_MAX,
-                            err, sizeof err);
-    if (rc == TF_OK)
-        return TF_OK;
-    if (rc != TF_ENOTFOUND) {
-        h->report_error(p->self, rc, "%s: key store entry binance/%s: %s", ctx, p->key_name,
-                        err[0] ? err : "unreadable");
-        return rc;
-    }
-    if (!p->opt_key) {
-        h->report_error(p->self, TF_ENOTFOUND,
-                        "%s: expected the key pair binance/%s in the key store or the api_key and "
-                        "api_secret options, found neither",
-                        ctx, p->key_name);
-        return TF_ENOTFOUND;
-    }
-    if (copy_secret(key, BP_KEY_MAX, p->opt_key) != TF_OK ||
-        copy_secret(secret, BP_KEY_MAX, p->opt_secret) != TF_OK) {
-        h->report_error(p->self, TF_EINVAL,
-                        "%s: api_key/api_secret: expected at most %d characters each", ctx,
-                        BP_KEY_MAX - 1);
-        return TF_EINVAL;
-    }
-    return TF_OK;
+    return sign_load_keys(p->host, p->self, ctx, "binance", p->key_name, p->opt_key, p->opt_secret,
+                          key, secret, BP_KEY_MAX);
 }
 
 /* ---- request ---- */

@@ -4,6 +4,8 @@
  */
 #include "sign.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -59,4 +61,42 @@ int sign_bithumb_v1(const char *secret, const char *msg, size_t len, char *out, 
 out:
     explicit_bzero(hex, sizeof hex);
     return rc;
+}
+
+static int copy_secret(char *dst, size_t size, const char *src)
+{
+    int n = snprintf(dst, size, "%s", src);
+    return n < 0 || (size_t)n >= size ? TF_EINVAL : TF_OK;
+}
+
+int sign_load_keys(const tf_host *h, tf_instance *self, const char *ctx, const char *exchange,
+                   const char *key_name, const char *opt_key, const char *opt_secret, char *key,
+                   char *secret, size_t size)
+{
+    char err[256] = "";
+    int rc = TF_ENOTFOUND;
+    if (TF_HOST_HAS(h, api_key_get))
+        rc = h->api_key_get(self, exchange, key_name, key, size, secret, size, err, sizeof err);
+    if (rc == TF_OK)
+        return TF_OK;
+    if (rc != TF_ENOTFOUND) {
+        h->report_error(self, rc, "%s: key store entry %s/%s: %s", ctx, exchange, key_name,
+                        err[0] ? err : "unreadable");
+        return rc;
+    }
+    if (!opt_key || !opt_secret) {
+        h->report_error(self, TF_ENOTFOUND,
+                        "%s: expected the key pair %s/%s in the key store or the api_key and "
+                        "api_secret options, found neither",
+                        ctx, exchange, key_name);
+        return TF_ENOTFOUND;
+    }
+    if (copy_secret(key, size, opt_key) != TF_OK ||
+        copy_secret(secret, size, opt_secret) != TF_OK) {
+        h->report_error(self, TF_EINVAL,
+                        "%s: api_key/api_secret: expected at most %zu characters each", ctx,
+                        size - 1);
+        return TF_EINVAL;
+    }
+    return TF_OK;
 }

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <tickflow/tickflow.h>
+
 #define TF_SIGN_SHA256_HEX 65  /* 64 hex digits + NUL */
 #define TF_SIGN_SHA512_HEX 129 /* 128 hex digits + NUL */
 #define TF_SIGN_SHA512_B64 173 /* base64 of the 128 hex digits + NUL */
@@ -20,5 +22,14 @@ int sign_hmac_sha256_hex(const char *secret, const char *msg, size_t len, char *
 /* Bithumb v1 Api-Sign: base64 of the lower-case hex HMAC-SHA512(secret, msg[0..len)) (the hex
  * string is what is encoded, not the raw digest). 0, or -1. */
 int sign_bithumb_v1(const char *secret, const char *msg, size_t len, char *out, size_t out_size);
+
+/* The key pair of a signed source, into key and secret (size bytes each; the caller wipes
+ * them): the key store entry (exchange, key_name) through host->api_key_get, or else the
+ * api_key / api_secret secret options (opt_key / opt_secret, NULL when unset). Every failure
+ * is reported with `ctx` and returned: the store's error, TF_ENOTFOUND (neither), TF_EINVAL
+ * (too long). */
+int sign_load_keys(const tf_host *h, tf_instance *self, const char *ctx, const char *exchange,
+                   const char *key_name, const char *opt_key, const char *opt_secret, char *key,
+                   char *secret, size_t size);
 
 #endif

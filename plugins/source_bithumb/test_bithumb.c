@@ -137,79 +137,6 @@ static void route_all_krw(void)
 
 /* One instance of the plugin built as the harness builds it, but kept here so the test can set
  * the pipeline's symbol interest through the instance (tfh does not expose it). */
-typedef struct interest_rig {
-    tf_registry *reg;
-    tf_config *cfg;
-    tf_http *http;
-    tf_interest *interest;
-    tf_instance *inst;
-    char *dir;
-    uint64_t seq;
-} interest_rig;
-
-static void rig_close(interest_rig *r)
-{
-    tf_instance_destroy(r->inst);
-    tf_interest_destroy(r->interest);
-    tf_http_destroy(r->http);
-    tf_config_destroy(r->cfg);
-    tf_registry_destroy(r->reg);
-    if (r->dir)
-        tft_rmdir(r->dir);
-    free(r->dir);
-}
-
-/* `with` is the plugin's YAML flow mapping. */
-static bool rig_open(interest_rig *r, const char *with)
-{
-    memset(r, 0, sizeof *r);
-    r->reg = tf_registry_create();
-    r->dir = tft_mkdtemp();
-    tf_diag *diag = tf_diag_create();
-    char path[1024];
-    char yaml[2048];
-    snprintf(path, sizeof path, "%s/rig.yaml", r->dir ? r->dir : "/nonexistent");
-    snprintf(yaml, sizeof yaml,
-             "pipelines:\n  - name: rig\n    every: 1s\n    lease: off\n"
-             "    sources: [{use: %s, with: %s}]\n    sinks: [{use: stdout}]\n",
-             PLUGIN, with);
-    const char *paths[] = {path};
-    bool ok =
-        r->reg && r->dir && diag && tf_registry_load_dir(r->reg, tft_plugin_dir(), diag) >= 0 &&
-        tft_write_file(path, yaml) == 0 && tf_config_load(paths, 1, r->reg, diag, &r->cfg) == TF_OK;
-    if (!ok && diag)
-        tf_diag_print(diag, stderr);
-    tf_diag_destroy(diag);
-    if (ok) {
-        r->http = tf_http_create(&r->cfg->http);
-        r->interest = tf_interest_create();
-        r->inst = r->http && r->interest
-                      ? tf_instance_create(&r->cfg->pipelines[0].sources[0], "rig", r->http,
-                                           &r->cfg->redis, r->interest, NULL)
-                      : NULL;
-        ok = r->inst != NULL;
-    }
-    if (!ok)
-        rig_close(r);
-    return ok;
-}
-
-static void rig_interest(interest_rig *r, const char *const *symbols, size_t n)
-{
-    tf_host_table()->interest_set(r->inst, symbols, n);
-}
-
-static int rig_collect(interest_rig *r, tf_batch *out)
-{
-    tf_tick t = {.struct_size = sizeof(tf_tick),
-                 .pipeline = "rig",
-                 .seq = ++r->seq,
-                 .scheduled_ms = tf_now_ms(),
-                 .deadline_ms = tf_mono_ms() + 1000,
-                 .key_prefix = "tf"};
-    return tf_instance_collect(r->inst, &t, out);
-}
-
 /* ---- fixtures: exact values ---- */
 
 static void test_single_btc_exact(void)
@@ -725,16 +652,16 @@ static void test_interest_symbols_fetched(void)
     char with[512];
     snprintf(with, sizeof with, "{base_url: '%s', max_age: 100000h, symbols: [BTC]}",
              tft_server_url(srv));
-    interest_rig r;
-    CU_ASSERT_TRUE_FATAL(rig_open(&r, with));
+    tfh *r = tfh_open("source", PLUGIN, with, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     /* Lower case is normalised, a configured coin is not fetched twice, junk is ignored. */
     const char *want[] = {"usdt", "BTC", "B-TC"};
-    rig_interest(&r, want, 3);
+    tfh_set_interest(r, want, 3);
     int usdt0 = tft_server_hits(srv, "/public/ticker/USDT_KRW");
     int btc0 = tft_server_hits(srv, "/public/ticker/BTC_KRW");
     int all0 = tft_server_hits(srv, "/public/ticker/ALL_KRW");
     tf_batch *b = tf_batch_create();
-    CU_ASSERT_EQUAL(rig_collect(&r, b), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(r, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 2);
     tf_record *u = tfh_find(b, "ticker", "symbol", "USDT");
     CU_ASSERT_PTR_NOT_NULL(u);
@@ -747,22 +674,22 @@ static void test_interest_symbols_fetched(void)
 
     /* Four coins in all: one ALL_KRW request per endpoint. */
     const char *more[] = {"ETH", "USDT", "XRP"};
-    rig_interest(&r, more, 3);
+    tfh_set_interest(r, more, 3);
     tf_batch_clear(b);
-    CU_ASSERT_EQUAL(rig_collect(&r, b), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(r, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 4);
     assert_all_krw_records(b);
     CU_ASSERT_EQUAL(tft_server_hits(srv, "/public/ticker/ALL_KRW"), all0 + 1);
 
     /* No interest left: the configured coin only. */
-    rig_interest(&r, NULL, 0);
+    tfh_set_interest(r, NULL, 0);
     tf_batch_clear(b);
-    CU_ASSERT_EQUAL(rig_collect(&r, b), TF_OK);
+    CU_ASSERT_EQUAL(tfh_collect(r, b), TF_OK);
     CU_ASSERT_EQUAL(tf_batch_count(b), 1);
     CU_ASSERT_PTR_NOT_NULL(tfh_find(b, "ticker", "symbol", "BTC"));
     CU_ASSERT_EQUAL(tft_server_hits(srv, "/public/ticker/USDT_KRW"), usdt0 + 1);
     tf_batch_destroy(b);
-    rig_close(&r);
+    tfh_close(r);
 }
 
 int main(void)

@@ -146,44 +146,11 @@ static int bb_init(const tf_host *host, tf_instance *self, const tf_options *opt
 
 /* ---- keys and signature ---- */
 
-static int copy_secret(char *dst, size_t size, const char *src)
-{
-    int n = snprintf(dst, size, "%s", src);
-    return n < 0 || (size_t)n >= size ? TF_EINVAL : TF_OK;
-}
-
-/* The key pair for this tick, from the key store or else the api_key/api_secret options, into
- * the caller's buffers (which it wipes). */
+/* The key pair for this tick (sign.c: the key store, else the secret options). */
 static int load_keys(bithumb_balance *b, const char *ctx, char *key, char *secret)
 {
-    const tf_host *h = b->host;
-    char err[BB_ERR_MAX] = "";
-    int rc = TF_ENOTFOUND;
-    if (TF_HOST_HAS(h, api_key_get))
-        rc = h->api_key_get(b->self, "bithumb", b->key_name, key, BB_KEY_MAX, secret, BB_KEY_MAX,
-                            err, sizeof err);
-    if (rc == TF_OK)
-        return TF_OK;
-    if (rc != TF_ENOTFOUND) {
-        h->report_error(b->self, rc, "%s: key store entry bithumb/%s: %s", ctx, b->key_name,
-                        err[0] ? err : "unreadable");
-        return rc;
-    }
-    if (!b->opt_key) {
-        h->report_error(b->self, TF_ENOTFOUND,
-                        "%s: expected the key pair bithumb/%s in the key store or the api_key and "
-                        "api_secret options, found neither",
-                        ctx, b->key_name);
-        return TF_ENOTFOUND;
-    }
-    if (copy_secret(key, BB_KEY_MAX, b->opt_key) != TF_OK ||
-        copy_secret(secret, BB_KEY_MAX, b->opt_secret) != TF_OK) {
-        h->report_error(b->self, TF_EINVAL,
-                        "%s: api_key/api_secret: expected at most %d characters each", ctx,
-                        BB_KEY_MAX - 1);
-        return TF_EINVAL;
-    }
-    return TF_OK;
+    return sign_load_keys(b->host, b->self, ctx, "bithumb", b->key_name, b->opt_key, b->opt_secret,
+                          key, secret, BB_KEY_MAX);
 }
 
 /* The form (url-encoded, '/' as %2F the way Python's urlencode writes it) and the signed

@@ -190,6 +190,11 @@ void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key)
     snprintf(h->fence_key, sizeof h->fence_key, "%s", fence_key ? fence_key : "");
 }
 
+void tfh_set_interest(tfh *h, const char *const *symbols, size_t n)
+{
+    tf_host_table()->interest_set(h->inst, symbols, n);
+}
+
 json_t *tfh_interest(tfh *h)
 {
     return tf_host_table()->interest_get(h->inst);

@@ -35,6 +35,9 @@ int tfh_write(tfh *h, const tf_batch *batch);
  * fence_key is copied. 0 / NULL: no lease. */
 void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key);
 
+/* Sets the pipeline-wide symbol interest as another stage (the positions transform) would:
+ * the plugin's next collect also fetches these symbols. n = 0 clears it. */
+void tfh_set_interest(tfh *h, const char *const *symbols, size_t n);
 /* The pipeline-wide symbol interest as the harness's sources would see it (new reference). */
 json_t *tfh_interest(tfh *h);
 
