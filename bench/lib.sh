@@ -10,29 +10,6 @@
 BENCH_BUILD=${BENCH_BUILD_DIR:-build}
 BENCH_PREMIUM_KEY=tf:premium:bithumb:binance:BTC
 
-# Replaces scripts/lib.sh's tf_free_port for the benchmarks (tf_start_redis included): wrk
-# leaves thousands of loopback sockets in TIME_WAIT on ephemeral ports, and a port picked there
-# that only "nothing listens on" can still fail to bind. This one picks below the ephemeral
-# range and skips any port a socket uses in any state.
-tf_free_port() {
-    local lo port
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-    [ "$lo" -gt 12000 ] || lo=61000 # unusual range: fall back to above the default one
-    for _ in $(seq 1 200); do
-        if [ "$lo" -eq 61000 ]; then
-            port=$((61000 + RANDOM % 4000))
-        else
-            port=$((10000 + RANDOM % (lo - 10000)))
-        fi
-        if [ -z "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ] &&
-            ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
-}
-
 bench_children=()
 bench_work=
 

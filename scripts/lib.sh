@@ -48,12 +48,22 @@ tf_build() {
     cmake --build "$dir" -j "$(nproc)"
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on.
+# Prints a free TCP port on 127.0.0.1. It is picked BELOW the kernel's ephemeral range: a port
+# in that range that "nothing listens on" can still be taken by an outgoing connection (or sit
+# in TIME_WAIT after a benchmark) by the time a server binds it. Ports any socket uses, in any
+# state, are skipped (ss, when installed), and so are ports something answers on.
 tf_free_port() {
-    local port
+    local lo port
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
+    [ "$lo" -gt 12000 ] || lo=61000 # unusual range: fall back to above the default one
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        if [ "$lo" -eq 61000 ]; then
+            port=$((61000 + RANDOM % 4000))
+        else
+            port=$((10000 + RANDOM % (lo - 10000)))
+        fi
+        if [ -z "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ] &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
         fi
