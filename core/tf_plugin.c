@@ -27,6 +27,7 @@
 struct tf_registry {
     tf_plugin **plugins; /* owned; each entry allocated alone so pointers stay valid */
     size_t count;
+    bool sorted; /* plugins[] is in (kind, name) order: set by the first tf_registry_at */
     size_t cap;
 };
 
@@ -197,6 +198,7 @@ static int append(tf_registry *reg, const tf_plugin_descriptor *d, const char *p
     }
     *p = (tf_plugin){.desc = d, .path = copy, .handle = h};
     reg->plugins[reg->count++] = p;
+    reg->sorted = false;
     return TF_OK;
 }
 
@@ -403,7 +405,11 @@ const tf_plugin *tf_registry_at(const tf_registry *reg, size_t i)
 {
     if (i >= reg->count)
         return NULL;
-    /* Sorting the pointer array leaves every tf_plugin where it is. */
-    qsort(reg->plugins, reg->count, sizeof *reg->plugins, cmp_plugin);
+    /* Sorted once after the last load, not on every call of a listing loop. Sorting the pointer
+     * array leaves every tf_plugin where it is. */
+    if (!reg->sorted) {
+        qsort(reg->plugins, reg->count, sizeof *reg->plugins, cmp_plugin);
+        ((tf_registry *)reg)->sorted = true;
+    }
     return reg->plugins[i];
 }

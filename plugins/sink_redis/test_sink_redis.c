@@ -135,11 +135,7 @@ static double metric_of(const char *name, const char *label, const char *value)
 
 static double errors_of(int status)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total", "test",
-                                       labels, NULL, 0);
-    const char *values[] = {"harness", "redis", tf_status_name(status)};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors("harness", "redis", tf_status_name(status));
 }
 
 static double batches(const char *result)

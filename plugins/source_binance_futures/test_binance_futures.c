@@ -38,11 +38,7 @@ static tft_server *srv;
 
 static double errors_of(const char *cls)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
-                                       "Errors reported by plugins, by class", labels, NULL, 0);
-    const char *values[] = {"harness", PLUGIN, cls};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors("harness", PLUGIN, cls);
 }
 
 static double used_weight(const char *host)
@@ -75,43 +71,19 @@ static tfh *open_fixture(const char *extra)
     return h;
 }
 
-/* "Name: value\n" lines of a raw *.headers.txt fixture, without the status line and the
- * framing headers the server sets itself. malloc'd. */
 static char *fixture_headers(const char *name)
 {
-    char *raw = tft_read_file(tft_fixture(name), NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
-    size_t size = strlen(raw) + 1;
-    char *out = calloc(1, size);
-    size_t used = 0;
-    char *save = NULL;
-    int line_no = 0;
-    for (char *line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-        if (line_no++ == 0 || strncasecmp(line, "Content-Length:", 15) == 0 ||
-            strncasecmp(line, "Connection:", 11) == 0)
-            continue;
-        used += (size_t)snprintf(out + used, size - used, "%s\n", line);
-    }
-    free(raw);
-    return out;
+    return tft_fixture_headers(name);
 }
 
 static json_t *load_fixture(const char *name)
 {
-    json_error_t e;
-    json_t *j = json_load_file(tft_fixture(name), 0, &e);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    return j;
+    return tft_fixture_json(name);
 }
 
-/* Routes `body` (taken) as JSON. */
 static void route_json(const char *path, int status, const char *headers, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    tft_server_route(srv, path, status, headers, text, strlen(text));
-    free(text);
-    json_decref(body);
+    tft_server_route_json(srv, path, status, headers, body);
 }
 
 static void route_single(void)
@@ -177,11 +149,7 @@ static void route_bulk(bool skip_eth_premium)
 
 static int tick(tfh *h, size_t *count)
 {
-    tf_batch *b = tf_batch_create();
-    int rc = tfh_collect(h, b);
-    *count = tf_batch_count(b);
-    tf_batch_destroy(b);
-    return rc;
+    return tfh_collect_count(h, count);
 }
 
 typedef struct hits {
@@ -196,8 +164,6 @@ static hits hits_now(void)
 
 /* ---- symbol interest: symbols other stages (the positions transform) ask sources to fetch ---- */
 
-/* One instance of the plugin built as the harness builds it, but kept here so the test can set
- * the pipeline's symbol interest through the instance (tfh does not expose it). */
 /* ---- fixtures: exact values ---- */
 
 static void assert_btc_fixture(const tf_record *r)

@@ -90,13 +90,8 @@ static void bp_destroy(void *instance)
 static int init_keys(binance_positions *p, const tf_options *opts)
 {
     const tf_host *h = p->host;
-    p->opt_key = h->opt_string(opts, "api_key");
-    p->opt_secret = h->opt_string(opts, "api_secret");
-    if ((p->opt_key == NULL) != (p->opt_secret == NULL)) {
-        h->log(p->self, TF_LOG_ERROR, "%s: expected api_key and api_secret together, found only %s",
-               p->opt_key ? "api_secret" : "api_key", p->opt_key ? "api_key" : "api_secret");
+    if (sign_key_options(h, p->self, opts, &p->opt_key, &p->opt_secret) != TF_OK)
         return TF_EINVAL;
-    }
     if (!p->key_name || !p->key_name[0]) {
         h->log(p->self, TF_LOG_ERROR, "key_name: expected a key store entry name, found \"\"");
         return TF_EINVAL;

@@ -63,6 +63,19 @@ out:
     return rc;
 }
 
+int sign_key_options(const tf_host *h, tf_instance *self, const tf_options *opts, const char **key,
+                     const char **secret)
+{
+    *key = h->opt_string(opts, "api_key");
+    *secret = h->opt_string(opts, "api_secret");
+    if ((*key == NULL) != (*secret == NULL)) {
+        h->log(self, TF_LOG_ERROR, "%s: expected api_key and api_secret together, found only %s",
+               *key ? "api_secret" : "api_key", *key ? "api_key" : "api_secret");
+        return TF_EINVAL;
+    }
+    return TF_OK;
+}
+
 static int copy_secret(char *dst, size_t size, const char *src)
 {
     int n = snprintf(dst, size, "%s", src);

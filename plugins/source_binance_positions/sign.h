@@ -23,6 +23,12 @@ int sign_hmac_sha256_hex(const char *secret, const char *msg, size_t len, char *
  * string is what is encoded, not the raw digest). 0, or -1. */
 int sign_bithumb_v1(const char *secret, const char *msg, size_t len, char *out, size_t out_size);
 
+/* Reads the api_key / api_secret secret options (either may be unset, not only one of them):
+ * TF_OK with *key and *secret borrowed from the options (NULL when unset), or TF_EINVAL
+ * logged. */
+int sign_key_options(const tf_host *h, tf_instance *self, const tf_options *opts, const char **key,
+                     const char **secret);
+
 /* The key pair of a signed source, into key and secret (size bytes each; the caller wipes
  * them): the key store entry (exchange, key_name) through host->api_key_get, or else the
  * api_key / api_secret secret options (opt_key / opt_secret, NULL when unset). Every failure

@@ -30,11 +30,7 @@ static tft_fake *fake;
 
 static double errors_of(const char *cls)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
-                                       "Errors reported by plugins, by class", labels, NULL, 0);
-    const char *values[] = {"harness", PLUGIN, cls};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors("harness", PLUGIN, cls);
 }
 
 /* Opens the plugin on the fake with the key pair from the environment (api_key/api_secret are

@@ -102,13 +102,8 @@ static int init_options(bithumb_balance *b, const tf_options *opts)
 {
     const tf_host *h = b->host;
     const char *cur = h->opt_string(opts, "currency");
-    b->opt_key = h->opt_string(opts, "api_key");
-    b->opt_secret = h->opt_string(opts, "api_secret");
-    if ((b->opt_key == NULL) != (b->opt_secret == NULL)) {
-        h->log(b->self, TF_LOG_ERROR, "%s: expected api_key and api_secret together, found only %s",
-               b->opt_key ? "api_secret" : "api_key", b->opt_key ? "api_key" : "api_secret");
+    if (sign_key_options(h, b->self, opts, &b->opt_key, &b->opt_secret) != TF_OK)
         return TF_EINVAL;
-    }
     if (!b->key_name || !b->key_name[0] || !b->exchange || !b->exchange[0]) {
         h->log(b->self, TF_LOG_ERROR, "%s: expected a non-empty name, found \"\"",
                b->exchange && b->exchange[0] ? "key_name" : "exchange");

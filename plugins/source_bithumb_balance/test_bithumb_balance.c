@@ -26,11 +26,7 @@ static tft_fake *fake;
 
 static double errors_of(const char *cls)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
-                                       "Errors reported by plugins, by class", labels, NULL, 0);
-    const char *values[] = {"harness", PLUGIN, cls};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors("harness", PLUGIN, cls);
 }
 
 static tfh *open_with(const char *key, const char *secret, const char *extra)

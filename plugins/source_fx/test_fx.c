@@ -67,11 +67,7 @@ static tick_result tick(tfh *h)
 
 static double errors_of(int status)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
-                                       "Plugin errors by class.", labels, NULL, 0);
-    const char *values[] = {"harness", "fx", tf_status_name(status)};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors("harness", "fx", tf_status_name(status));
 }
 
 static double failovers(void)

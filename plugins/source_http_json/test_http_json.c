@@ -42,11 +42,7 @@ static char *tmp_dir;
 
 static double errors_of(const char *pipeline, const char *cls)
 {
-    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
-    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
-                                       "Errors reported by plugins, by class", labels, NULL, 0);
-    const char *values[] = {pipeline, PLUGIN, cls};
-    return m ? tf_metric_value(m, values) : -1;
+    return tfh_errors(pipeline, PLUGIN, cls);
 }
 
 /* Everything written to stderr (the log) between capture_start and capture_end. */
@@ -74,42 +70,19 @@ static char *capture_end(capture *c)
     return text ? text : strdup("");
 }
 
-/* "Name: value\n" lines of a raw *.headers.txt fixture, without the status line and the
- * framing headers the server sets itself. malloc'd. */
 static char *fixture_headers(const char *name)
 {
-    char *raw = tft_read_file(tft_fixture(name), NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
-    char *out = calloc(1, strlen(raw) + 1);
-    size_t used = 0;
-    char *save = NULL;
-    int line_no = 0;
-    for (char *line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-        if (line_no++ == 0 || strncasecmp(line, "Content-Length:", 15) == 0 ||
-            strncasecmp(line, "Connection:", 11) == 0)
-            continue;
-        used += (size_t)snprintf(out + used, strlen(raw) + 1 - used, "%s\n", line);
-    }
-    free(raw);
-    return out;
+    return tft_fixture_headers(name);
 }
 
 static json_t *load_fixture(const char *name)
 {
-    json_error_t e;
-    json_t *j = json_load_file(tft_fixture(name), 0, &e);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    return j;
+    return tft_fixture_json(name);
 }
 
-/* Routes `body` (consumed) as compact JSON. */
 static void route_json(const char *path, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    tft_server_route(srv, path, status, NULL, text, strlen(text));
-    free(text);
-    json_decref(body);
+    tft_server_route_json(srv, path, status, NULL, body);
 }
 
 static void route_text(const char *path, const char *body)
@@ -117,14 +90,9 @@ static void route_text(const char *path, const char *body)
     tft_server_route(srv, path, 200, NULL, body, strlen(body));
 }
 
-/* One tick; returns its status and sets *count to the records it emitted. */
 static int tick(tfh *h, size_t *count)
 {
-    tf_batch *b = tf_batch_create();
-    int rc = tfh_collect(h, b);
-    *count = tf_batch_count(b);
-    tf_batch_destroy(b);
-    return rc;
+    return tfh_collect_count(h, count);
 }
 
 /* A harness with `with` written as YAML flow text. */

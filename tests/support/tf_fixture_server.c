@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <CUnit/CUnit.h>
+
 #include "tf_test.h"
 
 #define MAX_ROUTES 64
@@ -249,4 +251,43 @@ void tft_server_last_request(tft_server *s, char *url, size_t url_size, const ch
         }
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+void tft_server_route_json(tft_server *s, const char *path, int status, const char *headers,
+                           json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    tft_server_route(s, path, status, headers, text, strlen(text));
+    free(text);
+    json_decref(body);
+}
+
+json_t *tft_fixture_json(const char *name)
+{
+    json_error_t e;
+    json_t *j = json_load_file(tft_fixture(name), 0, &e);
+    if (!j)
+        fprintf(stderr, "fixture %s: %s\n", name, e.text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    return j;
+}
+
+char *tft_fixture_headers(const char *name)
+{
+    char *raw = tft_read_file(tft_fixture(name), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+    size_t size = strlen(raw) + 1, used = 0;
+    char *out = calloc(1, size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    char *save = NULL;
+    int line_no = 0;
+    for (char *line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        if (line_no++ == 0 || strncasecmp(line, "Content-Length:", 15) == 0 ||
+            strncasecmp(line, "Connection:", 11) == 0)
+            continue;
+        used += (size_t)snprintf(out + used, size - used, "%s\n", line);
+    }
+    free(raw);
+    return out;
 }

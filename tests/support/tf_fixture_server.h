@@ -7,6 +7,7 @@
 #define TF_FIXTURE_SERVER_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stddef.h>
 
 typedef struct tft_server tft_server;
@@ -27,6 +28,15 @@ void tft_server_route(tft_server *s, const char *path_and_query, int status, con
 /* Same, with the body read from tests/fixtures/exchanges/<fixture>. false if unreadable. */
 bool tft_server_route_fixture(tft_server *s, const char *path_and_query, int status,
                               const char *headers, const char *fixture);
+/* Routes `path` to the compact JSON of `body` (takes the reference). */
+void tft_server_route_json(tft_server *s, const char *path, int status, const char *headers,
+                           json_t *body);
+/* A fixture file parsed as JSON (new reference); fails the current test if unreadable. */
+json_t *tft_fixture_json(const char *name);
+/* The "Name: value\n" lines of a raw *.headers.txt fixture, without its status line and the
+ * framing headers the server sets itself (Content-Length, Connection). malloc'd. */
+char *tft_fixture_headers(const char *name);
+
 /* Requests received for a path (path alone, without query), and in total. */
 int tft_server_hits(tft_server *s, const char *path);
 int tft_server_total_hits(tft_server *s);

@@ -236,3 +236,21 @@ const char *tfh_string(const tf_record *r, const char *field)
 {
     return r ? tf_record_get_string(r, field) : NULL;
 }
+
+int tfh_collect_count(tfh *h, size_t *count)
+{
+    tf_batch *b = tf_batch_create();
+    int rc = tfh_collect(h, b);
+    *count = tf_batch_count(b);
+    tf_batch_destroy(b);
+    return rc;
+}
+
+double tfh_errors(const char *pipeline, const char *plugin, const char *cls)
+{
+    static const char *const labels[] = {"pipeline", "plugin", "class", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_plugin_errors_total",
+                                       "Errors reported by plugins, by class", labels, NULL, 0);
+    const char *values[] = {pipeline, plugin, cls};
+    return m ? tf_metric_value(m, values) : -1;
+}

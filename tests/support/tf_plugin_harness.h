@@ -35,6 +35,12 @@ int tfh_write(tfh *h, const tf_batch *batch);
  * fence_key is copied. 0 / NULL: no lease. */
 void tfh_set_fence(tfh *h, uint64_t fence, const char *fence_key);
 
+/* Runs one collect into a fresh batch and discards it; *count = records it emitted. */
+int tfh_collect_count(tfh *h, size_t *count);
+/* tickflow_plugin_errors_total{pipeline, plugin, class} so far (0 when none, -1 if the family
+ * cannot be read). The harness's pipeline is "harness". */
+double tfh_errors(const char *pipeline, const char *plugin, const char *cls);
+
 /* Sets the pipeline-wide symbol interest as another stage (the positions transform) would:
  * the plugin's next collect also fetches these symbols. n = 0 clears it. */
 void tfh_set_interest(tfh *h, const char *const *symbols, size_t n);
