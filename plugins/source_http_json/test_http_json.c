@@ -888,18 +888,6 @@ static void test_live_examples(void)
     }
 }
 
-typedef struct recover_arg {
-    tfh *h;
-    size_t want;
-    size_t records;
-} recover_arg;
-
-static bool tick_succeeds(void *arg)
-{
-    recover_arg *a = arg;
-    return tick(a->h, &a->records) == TF_OK && a->records == a->want;
-}
-
 typedef struct fault_case {
     const char *mode;
     int want;
@@ -914,25 +902,7 @@ static const fault_case fault_cases[] = {
 
 static void check_fault(tfh *h, const char *endpoint, size_t records, const fault_case *c)
 {
-    char body[256];
-    snprintf(body, sizeof body,
-             "{\"endpoint\":\"%s\",\"mode\":\"%s\",\"retry_after\":1,\"delay_ms\":1500,"
-             "\"count\":1}",
-             endpoint, c->mode);
-    tft_fake_post(fake, "/admin/fault", body);
-    const char *cls = tf_status_name(c->want);
-    double before = errors_of("harness", cls);
-    size_t n = 99;
-    int rc = tick(h, &n);
-    if (rc != c->want)
-        fprintf(stderr, "fault %s on %s: expected %s, found %s\n", c->mode, endpoint, cls,
-                tf_status_name(rc));
-    CU_ASSERT_EQUAL(rc, c->want);
-    CU_ASSERT_EQUAL(n, 0);
-    CU_ASSERT_TRUE(errors_of("harness", cls) >= before + 1);
-    /* After 429/418 the host stays blocked for Retry-After (1 s): recovery takes that long. */
-    recover_arg a = {.h = h, .want = records};
-    CU_ASSERT_TRUE(tft_wait_until(tick_succeeds, &a, 5000));
+    tfh_check_live_fault(h, fake, PLUGIN, endpoint, c->mode, c->want, records);
 }
 
 static void test_live_faults(void)

@@ -11,6 +11,7 @@
 #include "tf_instance.h"
 #include "tf_metrics.h"
 #include "tf_record.h"
+#include "tf_fake.h"
 #include "tf_test.h"
 
 struct tfh {
@@ -253,4 +254,40 @@ double tfh_errors(const char *pipeline, const char *plugin, const char *cls)
                                        "Errors reported by plugins, by class", labels, NULL, 0);
     const char *values[] = {pipeline, plugin, cls};
     return m ? tf_metric_value(m, values) : -1;
+}
+
+typedef struct recovery {
+    tfh *h;
+    size_t want;
+} recovery;
+
+static bool tick_recovered(void *arg)
+{
+    recovery *r = arg;
+    size_t n = 0;
+    return tfh_collect_count(r->h, &n) == TF_OK && n == r->want;
+}
+
+void tfh_check_live_fault(tfh *h, struct tft_fake *fake, const char *plugin, const char *endpoint,
+                          const char *mode, int want, size_t records_after)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"endpoint\":\"%s\",\"mode\":\"%s\",\"retry_after\":1,\"delay_ms\":1500,"
+             "\"count\":1}",
+             endpoint, mode);
+    tft_fake_post(fake, "/admin/fault", body);
+    const char *cls = tf_status_name(want);
+    double before = tfh_errors("harness", plugin, cls);
+    size_t n = 99;
+    int rc = tfh_collect_count(h, &n);
+    if (rc != want)
+        fprintf(stderr, "fault %s on %s: expected %s, found %s\n", mode, endpoint, cls,
+                tf_status_name(rc));
+    CU_ASSERT_EQUAL(rc, want);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_TRUE(tfh_errors("harness", plugin, cls) >= before + 1);
+    /* After 429/418 the host stays blocked for Retry-After (1 s): recovery takes that long. */
+    recovery r = {.h = h, .want = records_after};
+    CU_ASSERT_TRUE(tft_wait_until(tick_recovered, &r, 5000));
 }

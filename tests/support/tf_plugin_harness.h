@@ -41,6 +41,14 @@ int tfh_collect_count(tfh *h, size_t *count);
  * cannot be read). The harness's pipeline is "harness". */
 double tfh_errors(const char *pipeline, const char *plugin, const char *cls);
 
+struct tft_fake;
+/* One live fault on the fake exchange: sets `mode` on `endpoint` for one request, runs one
+ * tick of `h` and asserts it fails with `want`, emits nothing and counts one error of that
+ * class for `plugin`; then waits (5 s at most, past a 1 s Retry-After) until a tick succeeds
+ * again with `records_after` records. */
+void tfh_check_live_fault(tfh *h, struct tft_fake *fake, const char *plugin, const char *endpoint,
+                          const char *mode, int want, size_t records_after);
+
 /* Sets the pipeline-wide symbol interest as another stage (the positions transform) would:
  * the plugin's next collect also fetches these symbols. n = 0 clears it. */
 void tfh_set_interest(tfh *h, const char *const *symbols, size_t n);
