@@ -241,8 +241,8 @@ typedef struct tf_host {
      * (already closed), TF_EVALUE (no fresh premium), TF_EREDIS. */
     int (*position_close)(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
                           json_t **out, char *err, size_t err_size);
-    /* One position (with its cached live PnL under "live" when present): TF_OK or
-     * TF_ENOTFOUND / TF_EREDIS. */
+    /* One position (with its cached live PnL under "live" when it is open and a value is
+     * present; a closed position never has one): TF_OK or TF_ENOTFOUND / TF_EREDIS. */
     int (*position_get)(tf_instance *self, tf_redis *r, const char *id, json_t **out);
     /* Array of positions (open ones; every one with `all`), each as position_get returns. */
     int (*position_list)(tf_instance *self, tf_redis *r, bool all, json_t **out);
