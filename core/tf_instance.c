@@ -464,6 +464,18 @@ static int host_api_key_get(tf_instance *self, const char *exchange, const char 
     return rc;
 }
 
+static int host_record_origin(const tf_record *r, tf_plugin_kind *kind, const char **plugin)
+{
+    const tf_instance *origin = tf_record_origin(r);
+    if (!origin)
+        return TF_ENOTFOUND;
+    if (kind)
+        *kind = origin->plugin->desc->kind;
+    if (plugin)
+        *plugin = origin->plugin->desc->name;
+    return TF_OK;
+}
+
 static const tf_host host_table = {
     .struct_size = sizeof(tf_host),
     .abi_major = TF_ABI_MAJOR,
@@ -537,6 +549,7 @@ static const tf_host host_table = {
     .position_get = tf_positions_host_get,
     .position_list = tf_positions_host_list,
     .api_key_get = host_api_key_get,
+    .record_origin = host_record_origin,
 };
 
 const tf_host *tf_host_table(void)
@@ -612,7 +625,10 @@ int tf_instance_collect(tf_instance *inst, const tf_tick *tick, tf_batch *out)
 {
     unsigned long reported = atomic_load(&inst->reported);
     size_t before = tf_batch_count(out);
+    /* The records this source creates are its own (host->record_origin). */
+    const tf_instance *prev = tf_batch_set_origin(out, inst);
     int rc = inst->plugin->desc->collect(inst->state, tick, out);
+    tf_batch_set_origin(out, prev);
     return account(inst, rc, tf_batch_count(out) - before, reported);
 }
 
@@ -620,7 +636,10 @@ int tf_instance_process(tf_instance *inst, const tf_tick *tick, tf_batch *batch)
 {
     unsigned long reported = atomic_load(&inst->reported);
     size_t before = tf_batch_count(batch);
+    /* Records the transform appends are its own; those it only reads keep their origin. */
+    const tf_instance *prev = tf_batch_set_origin(batch, inst);
     int rc = inst->plugin->desc->process(inst->state, tick, batch);
+    tf_batch_set_origin(batch, prev);
     size_t after = tf_batch_count(batch);
     return account(inst, rc, after > before ? after - before : 0, reported);
 }

@@ -851,7 +851,12 @@ int tf_position_live(tf_redis *r, const char *prefix, const tf_position *ps, siz
     char key[POS_KEY_MAX];
     for (size_t i = 0; i < n; i++)
         live[i] = NULL;
+    /* A closed position has no live value. Its key outlives the close by the sink's TTL (and
+     * the positions transform writes it until its next refresh), so reading it would show
+     * stale: false PnL of a position that no longer exists. */
     for (size_t i = 0; i < n; i++) {
+        if (!ps[i].open)
+            continue;
         const char *parts[] = {prefix, "position", ps[i].id, "live"};
         make_key(key, sizeof key, parts, 4);
         const char *argv[] = {"GET", key};
@@ -860,6 +865,8 @@ int tf_position_live(tf_redis *r, const char *prefix, const tf_position *ps, siz
     }
     int rc = TF_OK;
     for (size_t i = 0; i < n; i++) {
+        if (!ps[i].open)
+            continue;
         redisReply *reply = tf_redis_get_reply(r);
         if (!reply)
             rc = TF_EREDIS;

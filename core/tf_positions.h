@@ -107,7 +107,7 @@ int tf_position_get(tf_redis *r, const char *prefix, const char *id, tf_position
 int tf_position_list(tf_redis *r, const char *prefix, bool all, tf_position **out, size_t *n,
                      tf_diag *warnings, char *err, size_t err_size);
 /* The `position_live` JSON the redis sink keeps at <p>:position:<id>:live, one pipelined GET
- * per position: live[i] is a new reference or NULL (absent, expired or not JSON).
+ * per open position: live[i] is a new reference or NULL (closed, absent, expired or not JSON).
  * TF_OK or TF_EREDIS (every live[i] NULL). */
 int tf_position_live(tf_redis *r, const char *prefix, const tf_position *ps, size_t n,
                      json_t **live);

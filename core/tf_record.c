@@ -20,7 +20,8 @@ typedef struct tf_field {
 } tf_field;
 
 struct tf_record {
-    char *kind; /* owned */
+    char *kind;                /* owned */
+    const tf_instance *origin; /* borrowed: the stage that created it; NULL when none */
     tf_field *fields;
     size_t n_fields;
     size_t cap_fields;
@@ -30,6 +31,7 @@ struct tf_batch {
     tf_record **records; /* owned */
     size_t count;
     size_t cap;
+    const tf_instance *origin; /* borrowed: given to the records created now */
 };
 
 tf_batch *tf_batch_create(void)
@@ -123,6 +125,13 @@ void tf_batch_remove(tf_batch *b, size_t i)
     b->count--;
 }
 
+const tf_instance *tf_batch_set_origin(tf_batch *b, const tf_instance *origin)
+{
+    const tf_instance *prev = b->origin;
+    b->origin = origin;
+    return prev;
+}
+
 tf_record *tf_record_new(tf_batch *b, const char *kind)
 {
     if (!b || !kind || !*kind || batch_reserve(b, b->count + 1) != TF_OK)
@@ -135,8 +144,14 @@ tf_record *tf_record_new(tf_batch *b, const char *kind)
         free(r);
         return NULL;
     }
+    r->origin = b->origin;
     b->records[b->count++] = r;
     return r;
+}
+
+const tf_instance *tf_record_origin(const tf_record *r)
+{
+    return r ? r->origin : NULL;
 }
 
 static tf_field *find_field(const tf_record *r, const char *name)

@@ -1,6 +1,8 @@
 /*
  * Records and batches. A record is a kind plus named, typed fields in insertion order; a batch
- * owns the records of one tick. Plugins reach these through the host table (tf_instance.c).
+ * owns the records of one tick. Each record remembers the stage (plugin instance) that created
+ * it, so a sink can tell what its pipeline read back from a store from what it computed.
+ * Plugins reach these through the host table (tf_instance.c).
  */
 #ifndef TF_RECORD_H
 #define TF_RECORD_H
@@ -20,8 +22,17 @@ size_t tf_batch_count(const tf_batch *b);
 tf_record *tf_batch_at(const tf_batch *b, size_t i);
 void tf_batch_remove(tf_batch *b, size_t i);
 
-/* Appends a new, empty record of `kind` (copied) to `b`, which owns it. */
+/* The instance whose callback is filling `b` (borrowed; NULL: none, e.g. a test building a
+ * batch by hand). Records created on `b` from now on carry it as their origin. Returns the
+ * previous one, so a caller can restore it. */
+const tf_instance *tf_batch_set_origin(tf_batch *b, const tf_instance *origin);
+
+/* Appends a new, empty record of `kind` (copied) to `b`, which owns it. Its origin is the
+ * batch's current origin (tf_batch_set_origin). */
 tf_record *tf_record_new(tf_batch *b, const char *kind);
+/* The instance that created `r` (borrowed), or NULL. Kept when the record moves between
+ * batches. */
+const tf_instance *tf_record_origin(const tf_record *r);
 int tf_record_set_string(tf_record *r, const char *name, const char *value);
 int tf_record_set_int(tf_record *r, const char *name, int64_t value);
 int tf_record_set_double(tf_record *r, const char *name, double value);

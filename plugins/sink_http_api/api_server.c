@@ -587,9 +587,32 @@ static bool positions_available(const api_server *s, reply *r)
     return true;
 }
 
-/* The snapshot's live PnL is newer than the cached one the store returns. */
-static void merge_live(const api_view *v, json_t *position)
+/* A live value older than stale_after (now - ts) is served stale, as a premium is: the
+ * snapshot keeps the last value of a position whose pipeline stopped writing it. */
+static void age_live(json_t *live, int64_t now, int64_t stale_after_ms)
 {
+    const json_t *ts = json_object_get(live, "ts");
+    const char *reason = NULL;
+    if (!json_is_integer(ts))
+        reason = "no_ts";
+    else if (now - json_integer_value(ts) > stale_after_ms)
+        reason = "age";
+    if (!reason || json_is_true(json_object_get(live, "stale")))
+        return;
+    json_object_set_new(live, "stale", json_true());
+    json_object_set_new(live, "stale_reason", json_string(reason));
+}
+
+/* The snapshot's live PnL is newer than the cached one the store returns. Only an open
+ * position has one: nothing deletes a closed position's last value from the snapshot, and it
+ * would read stale: false with a ts frozen at the close. */
+static void merge_live(const api_server *s, const api_view *v, json_t *position, int64_t now)
+{
+    const char *status = json_string_value(json_object_get(position, "status"));
+    if (!status || strcmp(status, "open") != 0) {
+        json_object_del(position, "live");
+        return;
+    }
     const json_t *id = json_object_get(position, "id");
     char text[72];
     const char *key = json_string_value(id);
@@ -601,6 +624,9 @@ static void merge_live(const api_view *v, json_t *position)
     json_t *obj = live ? json_loads(live, 0, NULL) : NULL;
     if (obj)
         json_object_set_new(position, "live", obj);
+    json_t *merged = json_object_get(position, "live");
+    if (json_is_object(merged))
+        age_live(merged, now, s->cfg.stale_after_ms);
 }
 
 static void reply_store_error(reply *r, int rc, const char *err, const char *what)
@@ -649,11 +675,12 @@ static void route_positions_get(api_server *s, struct MHD_Connection *conn, repl
         return;
     }
     api_view *v = api_snapshot_acquire(s->snap);
+    int64_t now = s->host->now_ms();
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p)
     {
-        merge_live(v, p);
+        merge_live(s, v, p, now);
     }
     api_view_release(v);
     reply_read_json(r, conn, MHD_HTTP_OK, json_pack("{s:o}", "data", list));
@@ -682,7 +709,7 @@ static void route_position_get(api_server *s, struct MHD_Connection *conn, const
         return;
     }
     api_view *v = api_snapshot_acquire(s->snap);
-    merge_live(v, pos);
+    merge_live(s, v, pos, s->host->now_ms());
     api_view_release(v);
     reply_read_json(r, conn, MHD_HTTP_OK, json_pack("{s:o}", "data", pos));
 }

@@ -106,9 +106,10 @@ typedef struct redis_sink {
     bool enabled[RS_KIND_COUNT];
     char ttl[RS_KIND_COUNT][RS_NUM_MAX]; /* TTL in ms, as the decimal text ARGV carries */
     char history_max[RS_NUM_MAX];        /* "0": no history stream */
+    bool rewrite_cached; /* also write what a redis source of the pipeline read back */
     rs_args a;
     tf_metric *m_writes;   /* {kind} */
-    tf_metric *m_skipped;  /* {kind} */
+    tf_metric *m_skipped;  /* {kind, reason} */
     tf_metric *m_batches;  /* {result} */
     tf_metric *m_rejected; /* fenced rejections */
 } redis_sink;
@@ -129,6 +130,12 @@ static const tf_option_def options[] = {
     {"history_max", TF_OPT_INT, "86400", 0,
      "Approximate length cap (XADD MAXLEN ~) of each premium history stream; 0 = no history", 0,
      NULL},
+    {"rewrite_cached", TF_OPT_BOOL, "false", 0,
+     "Also write the records a redis source of this pipeline read back from the cache (the FX "
+     "rate a 1 s pipeline reads); by default they are skipped (counted in "
+     "tickflow_redis_sink_skipped_total{reason=\"cached\"}), so their key expires when their own "
+     "writer stops and their event is published once per real update",
+     0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -464,6 +471,7 @@ static int read_options(redis_sink *s, const tf_options *opts)
         return TF_EINVAL;
     }
     snprintf(s->history_max, sizeof s->history_max, "%" PRId64, history_max);
+    s->rewrite_cached = h->opt_bool(opts, "rewrite_cached");
     int rc = read_kinds(s, opts);
     if (rc == TF_OK)
         rc = read_ttl(s, opts, "ticker_ttl", RS_TICKER);
@@ -480,14 +488,17 @@ static int register_metrics(redis_sink *s)
 {
     const tf_host *h = s->host;
     static const char *const kind_label[] = {"kind", NULL};
+    static const char *const skip_labels[] = {"kind", "reason", NULL};
     static const char *const result_label[] = {"result", NULL};
     s->m_writes = h->metric_register(s->self, TF_METRIC_COUNTER, "tickflow_redis_sink_writes_total",
                                      "Records written to Redis by the redis sink, by kind",
                                      kind_label, NULL, 0);
-    s->m_skipped = h->metric_register(
-        s->self, TF_METRIC_COUNTER, "tickflow_redis_sink_skipped_total",
-        "Records the redis sink ignored because their kind is not in its kinds option", kind_label,
-        NULL, 0);
+    s->m_skipped =
+        h->metric_register(s->self, TF_METRIC_COUNTER, "tickflow_redis_sink_skipped_total",
+                           "Records the redis sink did not write, by kind and reason: "
+                           "kind (not in its kinds option), cached (read back from "
+                           "the cache by a redis source of the pipeline)",
+                           skip_labels, NULL, 0);
     s->m_batches =
         h->metric_register(s->self, TF_METRIC_COUNTER, "tickflow_redis_sink_batches_total",
                            "Ticks the redis sink sent to Redis, by result (ok, failed, fenced)",
@@ -538,6 +549,31 @@ fail:
 
 /* ---- one tick ---- */
 
+/* A record a `redis` source of this pipeline read back from the cache. Writing it again would
+ * renew its TTL and publish its event on every tick, so the key would never expire after its
+ * real writer (the FX pipeline) stopped. A host older than ABI 1.2 cannot tell: everything is
+ * written, as before. */
+static bool read_from_cache(const redis_sink *s, const tf_record *r)
+{
+    const tf_host *h = s->host;
+    if (!TF_HOST_HAS(h, record_origin))
+        return false;
+    tf_plugin_kind kind;
+    const char *plugin = NULL;
+    return h->record_origin(r, &kind, &plugin) == TF_OK && kind == TF_KIND_SOURCE && plugin &&
+           strcmp(plugin, "redis") == 0;
+}
+
+/* Why the record is not written ("kind", "cached"), or NULL when it is. */
+static const char *skip_reason(const redis_sink *s, const tf_record *r, int kind)
+{
+    if (kind < 0 || !s->enabled[kind])
+        return "kind";
+    if (!s->rewrite_cached && read_from_cache(s, r))
+        return "cached";
+    return NULL;
+}
+
 /* Fills the arguments from the batch. Counts records per written kind in `written`. */
 static int build_args(redis_sink *s, const tf_tick *tick, const tf_batch *batch,
                       size_t written[RS_KIND_COUNT], size_t *records)
@@ -558,8 +594,10 @@ static int build_args(redis_sink *s, const tf_tick *tick, const tf_batch *batch,
         const tf_record *r = h->batch_at(batch, i);
         const char *kind_name = h->record_kind(r);
         int kind = kind_of(kind_name);
-        if (kind < 0 || !s->enabled[kind]) {
-            h->metric_add(s->m_skipped, s->self, &kind_name, 1.0);
+        const char *reason = skip_reason(s, r, kind);
+        if (reason) {
+            const char *labels[] = {kind_name, reason};
+            h->metric_add(s->m_skipped, s->self, labels, 1.0);
             continue;
         }
         int rc = add_record(s, (rs_kind)kind, r, i);

@@ -2,7 +2,9 @@
  * The `redis` sink against a real redis-server: the key schema and TTLs of docs/redis.md,
  * JSON values, events, the capped history stream, one script call per tick, fencing (stale
  * token refused, newer holder's value kept), a Redis restart mid-run, key component checks,
- * and the memory figures docs/redis.md states (measured with MEMORY USAGE).
+ * and records a redis source read back from the cache, which are not written again. The
+ * memory figures of docs/redis.md are measured on the real pipelines' keys by
+ * tests/integration/test_redis_schema.c.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,14 +18,6 @@
 #include "tf_plugin_harness.h"
 #include "tf_record.h"
 #include "tf_test.h"
-
-/* Per-entry sizes docs/redis.md states ("Memory"), in bytes, as MEMORY USAGE reports them on
- * Redis 7 (jemalloc, 64-bit). The test fails when a measurement leaves [doc / 2, doc × 2]: then
- * the doc's memory estimate is wrong and must be redone. */
-#define DOC_HISTORY_ENTRY_BYTES 350 /* one premium in a history stream */
-#define DOC_PREMIUM_KEY_BYTES   390 /* <p>:premium:... latest value */
-#define DOC_TICKER_KEY_BYTES    330 /* <p>:ticker:... latest value */
-#define DOC_FX_KEY_BYTES        220 /* <p>:fx:USDKRW */
 
 #define TTL_SLACK_MS 200
 
@@ -130,6 +124,16 @@ static double metric_of(const char *name, const char *label, const char *value)
     const char *labels[] = {"pipeline", label, NULL};
     tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, name, "test", labels, NULL, 0);
     const char *values[] = {"harness", value};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* tickflow_redis_sink_skipped_total{kind, reason}. */
+static double skipped(const char *kind, const char *reason)
+{
+    static const char *const labels[] = {"pipeline", "kind", "reason", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_redis_sink_skipped_total",
+                                       "test", labels, NULL, 0);
+    const char *values[] = {"harness", kind, reason};
     return m ? tf_metric_value(m, values) : -1;
 }
 
@@ -335,18 +339,16 @@ static void test_kinds_and_skipped(void)
 {
     tfh *h = open_sink("tft_rsink_kinds", "{kinds: [premium]}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    double trade_before = metric_of("tickflow_redis_sink_skipped_total", "kind", "trade");
-    double ticker_before = metric_of("tickflow_redis_sink_skipped_total", "kind", "ticker");
+    double trade_before = skipped("trade", "kind");
+    double ticker_before = skipped("ticker", "kind");
     tf_batch *b = tf_batch_create();
     tf_record *trade = tf_record_new(b, "trade");
     tf_record_set_string(trade, "symbol", "BTC");
     add_ticker(b, "bithumb", "BTC", 1.0);
     add_premium(b, "bithumb", "binance", "ETH", 1.5);
     CU_ASSERT_EQUAL(tfh_write(h, b), TF_OK);
-    CU_ASSERT_EQUAL(metric_of("tickflow_redis_sink_skipped_total", "kind", "trade"),
-                    trade_before + 1);
-    CU_ASSERT_EQUAL(metric_of("tickflow_redis_sink_skipped_total", "kind", "ticker"),
-                    ticker_before + 1);
+    CU_ASSERT_EQUAL(skipped("trade", "kind"), trade_before + 1);
+    CU_ASSERT_EQUAL(skipped("ticker", "kind"), ticker_before + 1);
     CU_ASSERT_EQUAL(int_reply("EXISTS %s", "tft_rsink_kinds:premium:bithumb:binance:ETH"), 1);
     CU_ASSERT_EQUAL(count_keys(g_port, "tft_rsink_kinds:ticker:*"), 0);
     CU_ASSERT_EQUAL(count_keys(g_port, "tft_rsink_kinds:trade*"), 0);
@@ -578,6 +580,157 @@ static void test_stale_holder_after_takeover(void)
     tfh_close(newer);
 }
 
+/* ---- records read back from the cache ---- */
+
+#define CACHED_PTTL_MS 60000 /* what is left of the FX pipeline's write in these tests */
+#define FX_TTL_MS      (15 * 60 * 1000)
+
+/* The FX pipeline's last write, with CACHED_PTTL_MS left; returns the stored JSON (malloc'd). */
+static char *seed_cached_fx(const char *prefix)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s:fx:USDKRW", prefix);
+    const char *json = "{\"kind\":\"fx\",\"pair\":\"USDKRW\",\"rate\":1392.55,\"provider\":"
+                       "\"dunamu\",\"ts_provider\":1795428600000,\"ts_received\":1795428600321,"
+                       "\"v\":1}";
+    redisReply *r = tft_redis_cmd(g_port, "SET %s %s PX %d", key, json, CACHED_PTTL_MS);
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (r)
+        freeReplyObject(r);
+    return strdup(json);
+}
+
+static tfh *open_cache_reader(const char *prefix)
+{
+    char runtime[256];
+    snprintf(runtime, sizeof runtime, "redis: {url: 'redis://127.0.0.1:%d/0', prefix: '%s'}\n",
+             g_port, prefix);
+    return tfh_open("source", "redis", "{keys: [fx:USDKRW]}", runtime);
+}
+
+static redisContext *subscribe_events(const char *prefix)
+{
+    redisContext *sub = tft_redis_connect(g_port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    struct timeval tv = {2, 0};
+    redisSetTimeout(sub, tv);
+    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s:events:*", prefix);
+    CU_ASSERT_PTR_NOT_NULL(ok);
+    if (ok)
+        freeReplyObject(ok);
+    return sub;
+}
+
+/* The channel of the next event (the test's writes are its only publishers). */
+static void next_event(redisContext *sub, char *channel, size_t size)
+{
+    char channels[1][128] = {""};
+    json_t *msg[1] = {NULL};
+    CU_ASSERT_EQUAL(read_events(sub, 1, channels, msg), 1);
+    json_decref(msg[0]);
+    snprintf(channel, size, "%s", channels[0]);
+}
+
+static void assert_origin(const tf_record *r, tf_plugin_kind want_kind, const char *want_plugin)
+{
+    const tf_host *h = tfh_host();
+    CU_ASSERT_FATAL(TF_HOST_HAS(h, record_origin));
+    tf_plugin_kind kind = 0;
+    const char *plugin = NULL;
+    CU_ASSERT_EQUAL(h->record_origin(r, &kind, &plugin), TF_OK);
+    CU_ASSERT_EQUAL(kind, want_kind);
+    CU_ASSERT_STRING_EQUAL(plugin ? plugin : "", want_plugin);
+}
+
+/* The kimchi pipeline's tick: the redis source reads the FX rate the FX pipeline cached, and
+ * the sink must leave that key alone (its TTL runs out when the FX pipeline stops), while it
+ * writes what the pipeline fetched. A fresh rate from a fetching source is written. */
+static void test_cached_not_rewritten(void)
+{
+    const char *p = "tft_rsink_cached";
+    const char *fx_key = "tft_rsink_cached:fx:USDKRW";
+    char *stored = seed_cached_fx(p);
+    tfh *reader = open_cache_reader(p);
+    tfh *sink = open_sink(p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reader);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
+    redisContext *sub = subscribe_events(p);
+
+    tf_batch *b = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(reader, b), TF_OK);
+    CU_ASSERT_EQUAL_FATAL(tf_batch_count(b), 1);
+    assert_origin(tf_batch_at(b, 0), TF_KIND_SOURCE, "redis");
+    add_ticker(b, "bithumb", "BTC", 136850000.0); /* made by hand: no origin, written */
+    CU_ASSERT_EQUAL(tfh_host()->record_origin(tf_batch_at(b, 1), NULL, NULL), TF_ENOTFOUND);
+    double before = skipped("fx", "cached");
+    double fx_writes = metric_of("tickflow_redis_sink_writes_total", "kind", "fx");
+    CU_ASSERT_EQUAL(tfh_write(sink, b), TF_OK);
+    CU_ASSERT_EQUAL(skipped("fx", "cached"), before + 1);
+    CU_ASSERT_EQUAL(metric_of("tickflow_redis_sink_writes_total", "kind", "fx"), fx_writes);
+    /* The key keeps its own expiry and value; no event: the first one is the ticker's, which
+     * the script publishes after where the fx record's would have been. */
+    long long pttl = int_reply("PTTL %s", fx_key);
+    CU_ASSERT(pttl > 0 && pttl <= CACHED_PTTL_MS);
+    redisReply *r = cmd("GET %s", fx_key);
+    CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_STRING);
+    CU_ASSERT_STRING_EQUAL(r->str, stored);
+    freeReplyObject(r);
+    char channel[128];
+    next_event(sub, channel, sizeof channel);
+    CU_ASSERT_STRING_EQUAL(channel, "tft_rsink_cached:events:ticker");
+    CU_ASSERT_EQUAL(int_reply("EXISTS %s", "tft_rsink_cached:ticker:bithumb:BTC"), 1);
+    tf_batch_destroy(b);
+
+    /* A rate a source fetched (generate stands in for the fx source) is written as usual. */
+    tfh *fetcher = tfh_open("source", "generate",
+                            "{kind: fx, fields: {pair: USDKRW, provider: generate}, walk_field: "
+                            "rate, start: 1392.5}",
+                            NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fetcher);
+    b = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(fetcher, b), TF_OK);
+    CU_ASSERT_EQUAL_FATAL(tf_batch_count(b), 1);
+    assert_origin(tf_batch_at(b, 0), TF_KIND_SOURCE, "generate");
+    CU_ASSERT_EQUAL(tfh_write(sink, b), TF_OK);
+    assert_pttl(fx_key, FX_TTL_MS);
+    next_event(sub, channel, sizeof channel);
+    CU_ASSERT_STRING_EQUAL(channel, "tft_rsink_cached:events:fx");
+    CU_ASSERT_EQUAL(skipped("fx", "cached"), before + 1);
+    tf_batch_destroy(b);
+    tfh_close(fetcher);
+    redisFree(sub);
+    tfh_close(sink);
+    tfh_close(reader);
+    free(stored);
+}
+
+/* A pipeline that copies cached values on purpose (another prefix, another db) says so. */
+static void test_rewrite_cached_option(void)
+{
+    const char *p = "tft_rsink_rewrite";
+    free(seed_cached_fx(p));
+    tfh *reader = open_cache_reader(p);
+    tfh *sink = open_sink(p, "{rewrite_cached: true}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reader);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
+    redisContext *sub = subscribe_events(p);
+    tf_batch *b = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(reader, b), TF_OK);
+    CU_ASSERT_EQUAL_FATAL(tf_batch_count(b), 1);
+    double before = skipped("fx", "cached");
+    CU_ASSERT_EQUAL(tfh_write(sink, b), TF_OK);
+    CU_ASSERT_EQUAL(skipped("fx", "cached"), before);
+    assert_pttl("tft_rsink_rewrite:fx:USDKRW", FX_TTL_MS);
+    char channel[128];
+    next_event(sub, channel, sizeof channel);
+    CU_ASSERT_STRING_EQUAL(channel, "tft_rsink_rewrite:events:fx");
+    tf_batch_destroy(b);
+    redisFree(sub);
+    tfh_close(sink);
+    tfh_close(reader);
+    CU_ASSERT_PTR_NULL(open_sink(p, "{rewrite_cached: maybe}"));
+}
+
 /* ---- Redis restarted mid-run ---- */
 
 typedef struct retry_ctx {
@@ -623,59 +776,6 @@ static void test_redis_restart(void)
     tft_redis_destroy(red);
 }
 
-/* ---- memory: the figures of docs/redis.md ---- */
-
-static long long memory_usage(int port, const char *key)
-{
-    redisReply *r = tft_redis_cmd(port, "MEMORY USAGE %s SAMPLES 0", key);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
-static void check_doc_figure(const char *what, double measured, double doc)
-{
-    printf("\n    %s: %.0f bytes (docs/redis.md: %.0f)", what, measured, doc);
-    CU_ASSERT(measured <= 2 * doc);
-    CU_ASSERT(measured >= doc / 2);
-}
-
-static void test_memory_matches_doc(void)
-{
-    tft_redis *red = tft_redis_start(0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
-    tfh *h = open_sink_at(red->port, "tf", NULL) /* private Redis: the default prefix */;
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    enum { ENTRIES = 1000 };
-    for (int i = 0; i < ENTRIES; i++) {
-        tf_batch *b = tf_batch_create();
-        add_premium(b, "bithumb", "binance", "BTC", 3.0 + i * 0.0001);
-        if (i == 0) {
-            add_ticker(b, "bithumb", "BTC", 136850000.0);
-            add_fx(b, 1392.55);
-        }
-        CU_ASSERT_EQUAL(tfh_write(h, b), TF_OK);
-        tf_batch_destroy(b);
-    }
-    const char *hist = "tf:history:premium:bithumb:binance:BTC";
-    CU_ASSERT_EQUAL(int_reply_at(red->port, "XLEN %s", hist), ENTRIES);
-    long long stream = memory_usage(red->port, hist);
-    check_doc_figure("history entry", (double)stream / ENTRIES, DOC_HISTORY_ENTRY_BYTES);
-    check_doc_figure("premium key",
-                     (double)memory_usage(red->port, "tf:premium:bithumb:binance:BTC"),
-                     DOC_PREMIUM_KEY_BYTES);
-    check_doc_figure("ticker key", (double)memory_usage(red->port, "tf:ticker:bithumb:BTC"),
-                     DOC_TICKER_KEY_BYTES);
-    check_doc_figure("fx key", (double)memory_usage(red->port, "tf:fx:USDKRW"), DOC_FX_KEY_BYTES);
-    printf("\n    value sizes: premium %lld, ticker %lld, fx %lld bytes of JSON\n",
-           int_reply_at(red->port, "STRLEN %s", "tf:premium:bithumb:binance:BTC"),
-           int_reply_at(red->port, "STRLEN %s", "tf:ticker:bithumb:BTC"),
-           int_reply_at(red->port, "STRLEN %s", "tf:fx:USDKRW"));
-    tfh_close(h);
-    tft_redis_destroy(red);
-}
-
 int main(void)
 {
     g_port = tft_shared_redis_port();
@@ -699,7 +799,8 @@ int main(void)
         {"fenced writes", test_fenced_writes},
         {"stale holder after a takeover", test_stale_holder_after_takeover},
         {"Redis restarted mid-run", test_redis_restart},
-        {"memory per entry matches docs/redis.md", test_memory_matches_doc},
+        {"records read back from the cache are not written again", test_cached_not_rewritten},
+        {"rewrite_cached: true writes them back", test_rewrite_cached_option},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("sink_redis", tests, NULL, NULL);

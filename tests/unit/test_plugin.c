@@ -1,4 +1,5 @@
 /* Plugin loader: valid plugins load, and every refusal names the file and the reason. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,9 @@ static void test_wrong_abi_refused(void)
     CU_ASSERT_NOT_EQUAL(load_one("bad_abi", msg, sizeof msg), TF_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "bad_abi.so"));
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "ABI 2.0"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "ABI 1.0"));
+    char host_abi[32]; /* the host's own version, named beside the plugin's */
+    snprintf(host_abi, sizeof host_abi, "(ABI %d.%d)", TF_ABI_MAJOR, TF_ABI_MINOR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, host_abi));
 }
 
 static void test_no_descriptor_refused(void)

@@ -118,6 +118,34 @@ static void test_batch_operations(void)
     tf_batch_destroy(empty_from);
 }
 
+/* The origin of a record is whatever instance was filling its batch when it was created; it
+ * follows the record into another batch. The instances are opaque here: only their identity
+ * matters. */
+static void test_origin(void)
+{
+    static int source_a, transform_b; /* stand-ins for two tf_instance handles */
+    const tf_instance *a = (const tf_instance *)(const void *)&source_a;
+    const tf_instance *t = (const tf_instance *)(const void *)&transform_b;
+    tf_batch *own = tf_batch_create();
+    tf_batch *tick = tf_batch_create();
+    tf_record *by_hand = tf_record_new(own, "fx");
+    CU_ASSERT_PTR_NULL(tf_record_origin(by_hand));
+    CU_ASSERT_PTR_NULL(tf_batch_set_origin(own, a));
+    tf_record *fetched = tf_record_new(own, "fx");
+    CU_ASSERT_PTR_EQUAL(tf_batch_set_origin(own, NULL), a);
+    CU_ASSERT_PTR_EQUAL(tf_record_origin(fetched), a);
+    CU_ASSERT_EQUAL(tf_batch_move(tick, own), TF_OK);
+    CU_ASSERT_PTR_EQUAL(tf_record_origin(tf_batch_at(tick, 1)), a);
+    tf_batch_set_origin(tick, t);
+    tf_record *computed = tf_record_new(tick, "premium");
+    tf_batch_set_origin(tick, NULL);
+    CU_ASSERT_PTR_EQUAL(tf_record_origin(computed), t);
+    CU_ASSERT_PTR_EQUAL(tf_record_origin(tf_batch_at(tick, 1)), a); /* unchanged by t */
+    CU_ASSERT_PTR_NULL(tf_record_origin(NULL));
+    tf_batch_destroy(own);
+    tf_batch_destroy(tick);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -126,6 +154,7 @@ int main(void)
         {"setting a field again replaces it", test_set_replaces},
         {"JSON form has fields at top level", test_json_form},
         {"batch move, remove, clear", test_batch_operations},
+        {"records carry the stage that created them", test_origin},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("records", tests, NULL, NULL);

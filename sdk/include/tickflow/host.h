@@ -2,8 +2,9 @@
  * Services the host offers a plugin: records and batches, validated options, logging, metrics,
  * clocks and HTTP GET through the core's shared libcurl client. Every service is a function
  * pointer in tf_host; the table only ever grows at its end (check TF_HOST_HAS before calling a
- * function newer than TF_ABI_MINOR 0). JSON is jansson, linked by the plugin (pkg-config
- * `tickflow` requires it) and shared with the host in one process.
+ * function newer than ABI 1.0; each group below newer than that names the minor that added it).
+ * JSON is jansson, linked by the plugin (pkg-config `tickflow` requires it) and shared with the
+ * host in one process.
  */
 #ifndef TICKFLOW_HOST_H
 #define TICKFLOW_HOST_H
@@ -240,8 +241,8 @@ typedef struct tf_host {
      * (already closed), TF_EVALUE (no fresh premium), TF_EREDIS. */
     int (*position_close)(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
                           json_t **out, char *err, size_t err_size);
-    /* One position (with its cached live PnL under "live" when present): TF_OK or
-     * TF_ENOTFOUND / TF_EREDIS. */
+    /* One position (with its cached live PnL under "live" when it is open and a value is
+     * present; a closed position never has one): TF_OK or TF_ENOTFOUND / TF_EREDIS. */
     int (*position_get)(tf_instance *self, tf_redis *r, const char *id, json_t **out);
     /* Array of positions (open ones; every one with `all`), each as position_get returns. */
     int (*position_list)(tf_instance *self, tf_redis *r, bool all, json_t **out);
@@ -305,6 +306,15 @@ typedef struct tf_host {
      * Content-Type in req->headers). Private exchange APIs sign a form body (Bithumb v1). */
     int (*http_post)(tf_instance *self, const tf_http_request *req, const char *body, size_t len,
                      tf_http_response **out);
+
+    /* --- record provenance (ABI 1.2) --- */
+    /* The stage of the pipeline that created `r`: TF_OK with *kind (TF_KIND_SOURCE: a source's
+     * collect; TF_KIND_TRANSFORM: appended by a transform's process) and *plugin (the plugin's
+     * name, such as "redis"; borrowed, valid while the record is). TF_ENOTFOUND for a record
+     * no stage created (a test building a batch by hand). Either out pointer may be NULL. A
+     * sink uses it to tell what its pipeline only read back from a store from what it fetched
+     * or computed: the redis sink does not write back what a redis source read. */
+    int (*record_origin)(const tf_record *r, tf_plugin_kind *kind, const char **plugin);
 
     /* New functions are appended here; bump TF_ABI_MINOR. */
 } tf_host;

@@ -19,7 +19,9 @@ extern "C" {
 #endif
 
 #define TF_ABI_MAJOR 1
-#define TF_ABI_MINOR 0
+/* 1.1: json_type_name .. http_post (hosts of that minor still reported 0: use TF_HOST_HAS);
+ * 1.2: record_origin. */
+#define TF_ABI_MINOR 2
 
 /* The one symbol every plugin exports; see TF_PLUGIN_EXPORT below. */
 #define TF_PLUGIN_SYMBOL "tickflow_plugin"
