@@ -286,3 +286,184 @@ int api_redis_ranges(api_redis *p, const char *const *keys, size_t n_keys, const
     trim(*out, n_out, count, reverse);
     return TF_OK;
 }
+
+/* ---- replay ---- */
+
+typedef struct key_list {
+    char **v; /* owned strings */
+    size_t n, cap;
+} key_list;
+
+static void keys_free(key_list *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->v[i]);
+    free(k->v);
+    *k = (key_list){0};
+}
+
+static int keys_push(key_list *k, const char *text, size_t len)
+{
+    if (k->n == k->cap) {
+        size_t c = k->cap ? k->cap * 2 : 64;
+        char **q = realloc(k->v, c * sizeof *q);
+        if (!q)
+            return TF_ENOMEM;
+        k->v = q;
+        k->cap = c;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return TF_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    k->v[k->n++] = copy;
+    return TF_OK;
+}
+
+/* "<prefix>:history:premium:*" with the prefix's glob characters escaped (it is literal). */
+static bool history_pattern(const char *prefix, char *buf, size_t size)
+{
+    size_t used = 0;
+    for (const char *c = prefix; *c; c++) {
+        if (used + 2 >= size)
+            return false;
+        if (strchr("*?[]\\", *c))
+            buf[used++] = '\\';
+        buf[used++] = *c;
+    }
+    int n = snprintf(buf + used, size - used, ":history:premium:*");
+    return n > 0 && (size_t)n < size - used;
+}
+
+/* Every key matching `pattern` (SCAN: no server-side blocking, whatever the key count). */
+static int scan_keys(api_redis *p, tf_redis *r, const char *pattern, key_list *out)
+{
+    const tf_host *h = p->host;
+    char cursor[32] = "0";
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", "stream"};
+        redisReply *reply = h->redis_command(r, 8, argv, NULL);
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[1]->type != REDIS_REPLY_ARRAY) {
+            h->redis_reply_free(reply);
+            return TF_EREDIS;
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        const redisReply *page = reply->element[1];
+        int rc = TF_OK;
+        for (size_t i = 0; i < page->elements && rc == TF_OK; i++) {
+            if (page->element[i]->type == REDIS_REPLY_STRING)
+                rc = keys_push(out, page->element[i]->str, page->element[i]->len);
+        }
+        h->redis_reply_free(reply);
+        if (rc != TF_OK)
+            return rc;
+    } while (strcmp(cursor, "0") != 0);
+    return TF_OK;
+}
+
+/* The value of `field` in an XINFO STREAM reply (a flat field/value array), or NULL. */
+static const redisReply *info_field(const redisReply *info, const char *field)
+{
+    if (!info || info->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < info->elements; i += 2) {
+        const redisReply *f = info->element[i];
+        if (f->type == REDIS_REPLY_STRING && strcmp(f->str, field) == 0)
+            return info->element[i + 1];
+    }
+    return NULL;
+}
+
+/* True when the stream lost entries to trimming (entries-added > length, Redis 7) and its
+ * oldest remaining entry comes after `after`: what the client lacks may have been trimmed.
+ * (Trimming only ever removes the oldest entries; max-deleted-entry-id tracks XDEL only.) */
+static bool trimmed_after(const redisReply *info, const char *after)
+{
+    const redisReply *length = info_field(info, "length");
+    const redisReply *added = info_field(info, "entries-added");
+    const redisReply *first = info_field(info, "first-entry");
+    if (!length || !added || length->type != REDIS_REPLY_INTEGER ||
+        added->type != REDIS_REPLY_INTEGER || added->integer <= length->integer)
+        return false;
+    if (!first || first->type != REDIS_REPLY_ARRAY || first->elements < 1 ||
+        first->element[0]->type != REDIS_REPLY_STRING)
+        return true; /* trimmed to nothing */
+    return api_stream_id_cmp(first->element[0]->str, after) > 0;
+}
+
+/* Sends XREVRANGE + XINFO STREAM for every key, then reads and merges the replies. */
+static int read_streams(api_redis *p, tf_redis *r, const key_list *keys, const char *after,
+                        size_t max, api_entry **out, size_t *n_out, api_replay *info,
+                        bool *connected)
+{
+    const tf_host *h = p->host;
+    char start[64], count[24];
+    snprintf(start, sizeof start, "(%s", after);   /* exclusive: after the last one seen */
+    snprintf(count, sizeof count, "%zu", max + 1); /* one more tells that more exist */
+    size_t sent = 0;
+    int rc = TF_OK;
+    for (; sent < keys->n && rc == TF_OK; sent++) {
+        const char *range[] = {"XREVRANGE", keys->v[sent], "+", start, "COUNT", count};
+        const char *xinfo[] = {"XINFO", "STREAM", keys->v[sent]};
+        rc = h->redis_append(r, 6, range, NULL);
+        if (rc == TF_OK)
+            rc = h->redis_append(r, 3, xinfo, NULL);
+    }
+    size_t cap = 0;
+    for (size_t i = 0; i < 2 * sent && *connected; i++) {
+        redisReply *reply = h->redis_get_reply(r);
+        if (!reply) { /* the connection is gone: the remaining replies will not come */
+            *connected = false;
+            rc = TF_EREDIS;
+            break;
+        }
+        int one = TF_OK;
+        if (i % 2 == 0)
+            one = collect(reply, out, n_out, &cap);
+        else if (reply->type == REDIS_REPLY_ARRAY)
+            info->trimmed = info->trimmed || trimmed_after(reply, after);
+        /* XINFO of a stream deleted since SCAN is an error reply: nothing to replay there. */
+        if (rc == TF_OK && one != TF_OK)
+            rc = one;
+        h->redis_reply_free(reply);
+    }
+    return rc;
+}
+
+int api_redis_replay(api_redis *p, const char *prefix, const char *after, size_t max,
+                     api_entry **out, size_t *n_out, api_replay *info)
+{
+    *out = NULL;
+    *n_out = 0;
+    memset(info, 0, sizeof *info);
+    char pattern[256];
+    if (!history_pattern(prefix, pattern, sizeof pattern))
+        return TF_EINVAL;
+    tf_redis *r = api_redis_take(p);
+    if (!r)
+        return TF_EREDIS;
+    key_list keys = {0};
+    int rc = scan_keys(p, r, pattern, &keys);
+    bool connected = rc != TF_EREDIS;
+    if (rc == TF_OK)
+        rc = read_streams(p, r, &keys, after, max, out, n_out, info, &connected);
+    api_redis_give(p, r, connected);
+    info->streams = keys.n;
+    keys_free(&keys);
+    if (rc != TF_OK) {
+        api_entries_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+        return rc;
+    }
+    if (*n_out > 0)
+        qsort(*out, *n_out, sizeof **out, cmp_entry);
+    info->truncated = *n_out > max;
+    trim(*out, n_out, max, true);
+    if (*n_out > 0)
+        snprintf(info->first_id, sizeof info->first_id, "%s", (*out)[0].id);
+    return TF_OK;
+}

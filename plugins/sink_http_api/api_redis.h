@@ -46,4 +46,20 @@ void api_entries_free(api_entry *e, size_t n);
 int api_redis_ranges(api_redis *p, const char *const *keys, size_t n_keys, const char *start,
                      const char *end, bool reverse, size_t count, api_entry **out, size_t *n_out);
 
+/* What api_redis_replay found besides the entries. */
+typedef struct api_replay {
+    size_t streams;    /* history streams found */
+    bool trimmed;      /* a stream was trimmed past `after`: entries after it may be lost */
+    bool truncated;    /* more than `max` entries follow `after`: the oldest were left out */
+    char first_id[48]; /* the oldest entry kept, when one is */
+} api_replay;
+
+/* Every entry after `after` (a stream id) in the premium history streams under `prefix`
+ * (found with SCAN, so streams of pairs this replica has not seen yet count too), merged in
+ * ascending id order; at most the newest `max` of them. One connection, one SCAN walk and one
+ * pipelined round trip (XREVRANGE + XINFO STREAM per stream). TF_OK, TF_EREDIS or TF_ENOMEM;
+ * *out is malloc'd (api_entries_free). */
+int api_redis_replay(api_redis *p, const char *prefix, const char *after, size_t max,
+                     api_entry **out, size_t *n_out, api_replay *info);
+
 #endif

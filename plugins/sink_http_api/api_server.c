@@ -803,34 +803,79 @@ static void route_position_close(api_server *s, const api_req *q, reply *r)
 
 /* ---- stream ---- */
 
-/* Replays the premiums after `last_id` from the history streams of every known pair. */
+/* Why a resuming client cannot be given everything after its Last-Event-ID (docs/api.md,
+ * "Resuming"): sent as a `gap` event before whatever could be replayed. NULL: no gap. */
+static const char *replay_gap(const api_replay *info, int rc, const char **message)
+{
+    if (rc != TF_OK) {
+        *message = "Redis did not answer: nothing was replayed";
+        return "redis_unavailable";
+    }
+    if (info->trimmed) {
+        *message = "the history kept (history_max) no longer reaches back to Last-Event-ID";
+        return "trimmed";
+    }
+    if (info->truncated) {
+        *message = "more events followed Last-Event-ID than sse_replay allows: the oldest of "
+                   "them were left out";
+        return "replay_limit";
+    }
+    return NULL;
+}
+
+/* One `gap` event (no id: the client's last id stays what it was). The header is echoed with
+ * anything but printable ASCII replaced, and cut short: it is the client's, not ours. */
+static api_event *gap_event(const char *last_id, const char *reason, const char *message,
+                            const char *first_id)
+{
+    char echo[API_EVENT_ID_MAX * 2];
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)last_id; *c && n + 1 < sizeof echo; c++)
+        echo[n++] = *c >= 0x20 && *c < 0x7f ? (char)*c : '?';
+    echo[n] = '\0';
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "reason", reason, "last_event_id", echo, "message", message);
+    if (o && first_id && first_id[0])
+        json_object_set_new(o, "resumed_from", json_string(first_id));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    api_event *e = text ? api_event_new(NULL, "gap", text, strlen(text)) : NULL;
+    free(text);
+    return e;
+}
+
+/* The events a client resuming after `last_id` is owed: a gap event when not all of them can
+ * be had, then the history entries after it, oldest first. *out is malloc'd; returns the count. */
 static size_t replay_events(api_server *s, const char *last_id, api_event ***out)
 {
     *out = NULL;
-    api_view *v = api_snapshot_acquire(s->snap);
-    size_t n_keys = 0;
-    char **keys = v->n_premiums ? calloc(v->n_premiums, sizeof *keys) : NULL;
-    for (size_t i = 0; keys && i < v->n_premiums; i++) {
-        const api_premium *p = v->premiums[i];
-        api_buf b = {0};
-        api_buf_printf(&b, "%s:history:premium:%s:%s:%s", s->prefix, p->krw, p->global, p->symbol);
-        keys[n_keys] = api_buf_take(&b, NULL);
-        n_keys += keys[n_keys] != NULL;
-    }
-    api_view_release(v);
-    char start[64];
-    snprintf(start, sizeof start, "(%s", last_id); /* exclusive: after the last one seen */
+    uint64_t ms, seq;
+    const char *reason = NULL, *message = NULL;
     api_entry *entries = NULL;
     size_t n = 0;
-    int rc = n_keys ? api_redis_ranges(s->redis, (const char *const *)keys, n_keys, start, "+",
-                                       false, s->cfg.replay_max, &entries, &n)
-                    : TF_OK;
-    free_keys(keys, n_keys);
-    if (rc != TF_OK)
-        s->host->log(s->self, TF_LOG_WARN,
-                     "SSE replay after Last-Event-ID %s skipped: Redis did not answer", last_id);
-    api_event **events = n ? calloc(n, sizeof *events) : NULL;
+    api_replay info = {0};
+    if (!api_parse_stream_id(last_id, &ms, &seq)) {
+        reason = "unknown_id";
+        message = "Last-Event-ID is not a history id (<ms>-<seq>) of this API: nothing can be "
+                  "replayed";
+    } else if (!api_redis_configured(s->redis)) {
+        reason = "no_history";
+        message = "this API has no Redis to replay the history from";
+    } else {
+        int rc =
+            api_redis_replay(s->redis, s->prefix, last_id, s->cfg.replay_max, &entries, &n, &info);
+        reason = replay_gap(&info, rc, &message);
+        if (rc != TF_OK)
+            s->host->log(s->self, TF_LOG_WARN,
+                         "SSE replay after Last-Event-ID %s skipped: Redis did not answer",
+                         last_id);
+    }
+    api_event **events = calloc(n + 1, sizeof *events);
     size_t count = 0;
+    if (events && reason) {
+        events[count] = gap_event(last_id, reason, message, info.first_id);
+        count += events[count] != NULL;
+    }
     int64_t now = s->host->now_ms();
     for (size_t i = 0; events && i < n; i++) {
         api_premium p;
@@ -859,10 +904,10 @@ static void route_stream(api_server *s, struct MHD_Connection *conn, reply *r)
                          : "the server is shutting down");
         return;
     }
+    /* Attached first, replayed second: an event published meanwhile is either in the replay
+     * or queued live (api_sse_prepend drops the copies). */
     const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
-    uint64_t ms, seq;
-    /* Only a stream id can be resumed; the plain counters of events without one cannot. */
-    if (last && api_parse_stream_id(last, &ms, &seq) && api_redis_configured(s->redis)) {
+    if (last && last[0]) { /* an empty Last-Event-ID is no id (WHATWG: not sent) */
         api_event **events = NULL;
         size_t n = replay_events(s, last, &events);
         api_sse_prepend(c, events, n);

@@ -227,6 +227,10 @@ typedef struct snap_entry {
     char *key;   /* owned */
     json_t *obj; /* owned */
     void *item;  /* owned reference: api_premium or api_ticker; NULL for other kinds */
+    /* premiums: the history entry the value came from, when it named one. An entry at or
+     * before it is a value already seen (a resync, a late event): no event, no change. */
+    uint64_t hid_ms, hid_seq;
+    bool has_hid;
 } snap_entry;
 
 /* Sorted by key (the view's order), so a new view is a walk, not a sort. */
@@ -310,6 +314,7 @@ static bool table_put(snap_kind kind, snap_table *t, size_t i, bool found, const
     }
     t->v[i].obj = obj;
     t->v[i].item = item;
+    t->v[i].has_hid = false;
     t->changed = true;
     return true;
 }
@@ -577,6 +582,25 @@ static bool render_item(snap_kind kind, const json_t *obj, void **item)
     return *item != NULL;
 }
 
+/* A premium's history entry id, parsed (false when the record names none). */
+typedef struct snap_hid {
+    uint64_t ms, seq;
+    bool ok;
+} snap_hid;
+
+static int hid_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq)
+{
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
+}
+
+/* True when a premium naming history entry `h` says nothing new for the stored entry `e`. */
+static bool seen_before(const snap_entry *e, const snap_hid *h)
+{
+    return h->ok && e->has_hid && hid_cmp(h->ms, h->seq, e->hid_ms, e->hid_seq) <= 0;
+}
+
 /* Stores one record (its JSON, taken) and renders what it changes. */
 static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
                      api_premium_fn changed, void *arg)
@@ -584,10 +608,12 @@ static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
     json_object_del(obj, "kind");
     json_object_del(obj, "v");
     char *history_id = NULL;
+    snap_hid hid = {0};
     if (kind == K_PREMIUM) {
         /* Neither changes what the premium says: age_ms is recomputed per request and the
          * history id only names the event. */
         history_id = dup_field(obj, "history_id");
+        hid.ok = history_id && api_parse_stream_id(history_id, &hid.ms, &hid.seq);
         json_object_del(obj, "history_id");
         json_object_del(obj, "age_ms");
     }
@@ -600,7 +626,10 @@ static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
     snap_table *t = &s->store[kind];
     bool found = false;
     size_t i = table_find(t, key.p, &found);
-    if (found && json_equal(t->v[i].obj, obj))
+    if (found && seen_before(&t->v[i], &hid))
+        goto out;
+    /* A history entry is news even when its value repeats the last one: it is another tick. */
+    if (found && !hid.ok && json_equal(t->v[i].obj, obj))
         goto out; /* the same value again (a resync): nothing to render, no event */
     void *item = NULL;
     if (!render_item(kind, obj, &item)) {
@@ -608,9 +637,14 @@ static int apply_one(api_snapshot *s, snap_kind kind, json_t *obj, size_t index,
         goto out;
     }
     if (kind == K_PREMIUM && changed)
-        changed(arg, item, history_id);
-    if (!table_put(kind, t, i, found, key.p, json_incref(obj), item))
+        changed(arg, item, hid.ok ? history_id : NULL);
+    if (!table_put(kind, t, i, found, key.p, json_incref(obj), item)) {
         rc = TF_ENOMEM;
+        goto out;
+    }
+    t->v[i].has_hid = hid.ok;
+    t->v[i].hid_ms = hid.ms;
+    t->v[i].hid_seq = hid.seq;
 out:
     json_decref(obj);
     free(history_id);
@@ -618,21 +652,63 @@ out:
     return rc;
 }
 
+/* A record of the batch, and its history id when it is a premium that names one. */
+typedef struct snap_order {
+    size_t index;
+    snap_hid hid;
+} snap_order;
+
+/* Premiums that name history entries go in id order (the order the redis sink published
+ * them, and the order SSE clients resume in); the others keep the batch's order, first. */
+static int order_cmp(const void *a, const void *b)
+{
+    const snap_order *x = a, *y = b;
+    if (x->hid.ok != y->hid.ok)
+        return x->hid.ok ? 1 : -1;
+    int c = x->hid.ok ? hid_cmp(x->hid.ms, x->hid.seq, y->hid.ms, y->hid.seq) : 0;
+    if (c != 0)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static snap_hid record_hid(const tf_host *h, const tf_record *r)
+{
+    snap_hid hid = {0};
+    const char *text = h->record_get_string(r, "history_id");
+    hid.ok = text && api_parse_stream_id(text, &hid.ms, &hid.seq);
+    return hid;
+}
+
 int api_snapshot_apply(api_snapshot *s, const tf_batch *batch, api_premium_fn changed, void *arg)
 {
     const tf_host *h = s->host;
     int rc = TF_OK;
     size_t n = h->batch_count(batch);
-    for (size_t i = 0; i < n && rc != TF_ENOMEM; i++) {
+    snap_order *order = n ? malloc(n * sizeof *order) : NULL;
+    if (n && !order)
+        return TF_ENOMEM;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
         const tf_record *r = h->batch_at(batch, i);
         int kind = kind_of(h->record_kind(r));
         if (kind < 0)
             continue;
+        order[count].index = i;
+        order[count].hid = kind == K_PREMIUM ? record_hid(h, r) : (snap_hid){0};
+        count++;
+    }
+    if (count > 1)
+        qsort(order, count, sizeof *order, order_cmp);
+    for (size_t j = 0; j < count && rc != TF_ENOMEM; j++) {
+        const tf_record *r = h->batch_at(batch, order[j].index);
         json_t *obj = h->record_to_json(r);
-        int one = obj ? apply_one(s, (snap_kind)kind, obj, i, changed, arg) : TF_ENOMEM;
+        int one = obj ? apply_one(s, (snap_kind)kind_of(h->record_kind(r)), obj, order[j].index,
+                                  changed, arg)
+                      : TF_ENOMEM;
         if (one == TF_ENOMEM)
             rc = TF_ENOMEM;
     }
+    free(order);
     bool dirty = false;
     for (int k = 0; k < K_COUNT; k++)
         dirty = dirty || s->store[k].changed;

@@ -88,13 +88,17 @@ typedef struct api_snapshot api_snapshot;
 api_snapshot *api_snapshot_create(const tf_host *host, tf_instance *self);
 void api_snapshot_destroy(api_snapshot *s);
 
-/* Called for each premium whose value changed in a batch, with the rendered premium (lent for
- * the call) and the record's history stream id (NULL when the record carries none). */
+/* Called for each premium whose value changed in a batch (or that names a new history entry),
+ * with the rendered premium (lent for the call) and the record's history stream id (NULL when
+ * the record carries none that parses). */
 typedef void (*api_premium_fn)(void *arg, const api_premium *p, const char *history_id);
 
 /* Writer side (one thread): applies the batch's ticker, premium, fx and position_live records
- * and publishes a new view when something changed. Records without the fields that key them
- * are reported (TF_EVALUE) and skipped. Returns TF_OK, or TF_ENOMEM (the old view stays). */
+ * and publishes a new view when something changed. Premiums that name a history entry are
+ * applied in history id order, and one whose entry is not after the pair's last is dropped (a
+ * resync or a late copy of a value already applied): `changed` sees each history entry once,
+ * in order. Records without the fields that key them are reported (TF_EVALUE) and skipped.
+ * Returns TF_OK, or TF_ENOMEM (the old view stays). */
 int api_snapshot_apply(api_snapshot *s, const tf_batch *batch, api_premium_fn changed, void *arg);
 
 /* Adds Content-Type, Cache-Control (max-age=1) and ETag: the headers of every successful read. */

@@ -2,6 +2,7 @@
 #include "api_sse.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,6 @@
 #include "api_text.h"
 
 #define SSE_BLOCK 4096 /* bytes libmicrohttpd asks the reader for at a time */
-/* First frame of every stream: EventSource clients reconnect after this many ms, and the
- * frame makes libmicrohttpd send the headers at once rather than with the first event. */
-#define SSE_HELLO "retry: 2000\n\n"
 
 struct api_sse_client {
     api_sse *hub;                /* borrowed */
@@ -284,7 +282,11 @@ api_sse_client *api_sse_attach(api_sse *hub, struct MHD_Connection *conn, bool *
     c->cap = hub->cfg.queue + hub->cfg.replay + 1; /* + the hello frame */
     c->ring = calloc(c->cap, sizeof *c->ring);
     pthread_mutex_init(&c->lock, NULL);
-    api_event *hello = api_event_new(NULL, NULL, SSE_HELLO, strlen(SSE_HELLO));
+    /* First frame of every stream: EventSource clients reconnect after sse_retry, and the
+     * frame makes libmicrohttpd send the headers at once rather than with the first event. */
+    char retry[48];
+    int len = snprintf(retry, sizeof retry, "retry: %" PRId64 "\n\n", hub->cfg.retry_ms);
+    api_event *hello = api_event_new(NULL, NULL, retry, (size_t)len);
     if (!c->ring || !hello) {
         api_event_release(hello);
         client_free(c);
@@ -328,7 +330,9 @@ void api_sse_detach(api_sse_client *c)
 void api_sse_prepend(api_sse_client *c, api_event **events, size_t n)
 {
     pthread_mutex_lock(&c->lock);
-    const char *last = n > 0 ? events[n - 1]->id : NULL;
+    const char *last = NULL; /* the newest replayed history id (a gap event has none) */
+    for (size_t i = n; i > 0 && !last; i--)
+        last = events[i - 1]->stream_id ? events[i - 1]->id : NULL;
     api_event **ring = calloc(c->cap, sizeof *ring);
     size_t count = 0;
     for (size_t i = 0; ring && i < n && count < c->cap; i++)

@@ -40,6 +40,7 @@ typedef struct api_sse_config {
     size_t queue;  /* events a client may have waiting */
     size_t replay; /* most events a resuming client is replayed */
     int64_t keepalive_ms;
+    int64_t retry_ms;   /* the reconnection delay each stream's first frame asks clients for */
     tf_metric *clients; /* gauge, may be NULL */
     tf_metric *dropped; /* counter, may be NULL */
 } api_sse_config;
@@ -60,8 +61,9 @@ uint64_t api_sse_next_id(api_sse *hub);
 /* Registers a client for `conn`: live events queue from now on. NULL when the hub is full
  * (*full set) or shutting down. */
 api_sse_client *api_sse_attach(api_sse *hub, struct MHD_Connection *conn, bool *full);
-/* Puts replayed events (sorted by stream id; references taken) before the live ones already
- * queued, dropping the queued ones the replay already covers. */
+/* Puts replayed events (a gap event first, if any, then history entries sorted by stream id;
+ * the references are taken) before the live ones already queued, dropping the queued ones the
+ * replay already covers. */
 void api_sse_prepend(api_sse_client *c, api_event **events, size_t n);
 /* The streaming response; it owns the client from now on (its free callback detaches it).
  * NULL on failure: then call api_sse_detach. */

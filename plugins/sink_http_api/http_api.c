@@ -66,10 +66,14 @@ static const tf_option_def options[] = {
      "A premium older than this (now - ts, at request time) is served with stale: true", 0, NULL},
     {"sse_keepalive", TF_OPT_DURATION, "15s", 0,
      "Interval of the comment lines that keep idle event streams open", 0, NULL},
+    {"sse_retry", TF_OPT_DURATION, "2s", 0,
+     "Reconnection delay sent to event stream clients (the SSE retry field), 100ms-1m", 0, NULL},
     {"sse_queue", TF_OPT_INT, "256", 0,
      "Events a stream client may have waiting; a client further behind is dropped", 0, NULL},
     {"sse_replay", TF_OPT_INT, "1000", 0,
-     "Most history entries replayed to a client that resumes with Last-Event-ID", 0, NULL},
+     "Most history entries replayed to a client that resumes with Last-Event-ID (the newest; a "
+     "gap event says when older ones were left out)",
+     0, NULL},
     {"sse_max_clients", TF_OPT_INT, "256", 0, "Most event stream clients at a time; more get 503",
      0, NULL},
     {"prefix", TF_OPT_STRING, NULL, 0,
@@ -130,7 +134,7 @@ static bool duration_in(const http_api *a, const tf_options *o, const char *name
 
 typedef struct settings {
     int64_t threads, timeout_ms, per_ip, max_conn, max_body, stale_ms;
-    int64_t keepalive_ms, queue, replay, max_clients;
+    int64_t keepalive_ms, retry_ms, queue, replay, max_clients;
     int64_t rate, burst, max_header;
 } settings;
 
@@ -143,6 +147,7 @@ static bool read_settings(const http_api *a, const tf_options *o, settings *st)
            int_in(a, o, "max_body", 0, 16 * 1024 * 1024, &st->max_body) &&
            duration_in(a, o, "stale_after", 1, 24 * HOUR_MS, &st->stale_ms) &&
            duration_in(a, o, "sse_keepalive", 100, HOUR_MS, &st->keepalive_ms) &&
+           duration_in(a, o, "sse_retry", 100, 60 * 1000, &st->retry_ms) &&
            int_in(a, o, "sse_queue", 1, 1000000, &st->queue) &&
            int_in(a, o, "sse_replay", 0, 100000, &st->replay) &&
            int_in(a, o, "sse_max_clients", 1, 65536, &st->max_clients) &&
@@ -251,6 +256,7 @@ static int start(http_api *a, const tf_options *o, const settings *st)
         .queue = (size_t)st->queue,
         .replay = (size_t)st->replay,
         .keepalive_ms = st->keepalive_ms,
+        .retry_ms = st->retry_ms,
         .clients = h->metric_register(a->self, TF_METRIC_GAUGE, "tickflow_api_sse_clients",
                                       "Connected Server-Sent Events clients", no_labels, NULL, 0),
         .dropped = h->metric_register(a->self, TF_METRIC_COUNTER, "tickflow_api_sse_dropped_total",

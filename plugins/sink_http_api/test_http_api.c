@@ -365,7 +365,8 @@ static bool stream_open(stream *s, int port, const char *last_id)
     char req[256];
     snprintf(req, sizeof req, "GET /v1/stream HTTP/1.0\r\nHost: t\r\n%s%s%s\r\n",
              last_id ? "Last-Event-ID: " : "", last_id ? last_id : "", last_id ? "\r\n" : "");
-    return send_all(s->fd, req) && stream_wait(s, 0, "retry: 2000\n\n", 5000) != NULL;
+    const char *retry = send_all(s->fd, req) ? stream_wait(s, 0, "retry: ", 5000) : NULL;
+    return retry && stream_wait(s, (size_t)(retry - s->buf), "\n\n", 5000) != NULL;
 }
 
 /* The `id:` of the event frame that contains `needle`, from offset `from`. */
@@ -755,6 +756,190 @@ static void test_sse_resume(void)
     write_batch(g_api, fill_sse, &(sse_update){"RES", 7.5});
     CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "\"premium_pct\":7.5", 5000));
     close(s.fd);
+}
+
+/* ---- SSE: one event per history entry, in order; gaps said out loud ---- */
+
+typedef struct hid_premium {
+    const char *symbol, *krw, *history_id;
+    double pct;
+} hid_premium;
+
+static void fill_hids(tf_batch *b, void *arg)
+{
+    for (const hid_premium *p = arg; p->symbol; p++) {
+        add_premium(b, p->symbol, p->krw, p->pct);
+        tf_record_set_string(tf_batch_at(b, tf_batch_count(b) - 1), "history_id", p->history_id);
+    }
+}
+
+/* The ids of the premium events in the stream from offset `from`, in order. */
+static size_t premium_ids(const stream *s, size_t from, char ids[][32], size_t max)
+{
+    size_t n = 0;
+    /* From the newline before `from`: an event starts right after a blank line. */
+    const char *p = s->buf + (from > 0 ? from - 1 : 0);
+    for (; n < max && (p = strstr(p, "\nid: ")) != NULL; p += 5) {
+        const char *end = strchr(p + 5, '\n');
+        if (end && strncmp(end, "\nevent: premium\n", 16) == 0)
+            snprintf(ids[n++], sizeof ids[0], "%.*s", (int)(end - p - 5), p + 5);
+    }
+    return n;
+}
+
+/* Pairs written in one tick each get their own id; a batch's premiums go out in id order
+ * whatever their order in the batch, and an entry already sent (a resync copy, an older
+ * event arriving late) is not sent again. */
+static void test_sse_one_event_per_entry_in_order(void)
+{
+    stream s;
+    CU_ASSERT_FATAL(stream_open(&s, g_port, NULL));
+    size_t from = s.len;
+    hid_premium tick1[] = {{"ORD", "upbit", "5000-2", 3.0},
+                           {"ORD", "bithumb", "5000-0", 1.0},
+                           {"ORE", "bithumb", "5000-1", 2.0},
+                           {NULL, NULL, NULL, 0}};
+    write_batch(g_api, fill_hids, tick1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stream_wait(&s, from, "id: 5000-2\n", 5000));
+    hid_premium tick2[] = {{"ORD", "bithumb", "5000-0", 1.0}, /* again: the resync's copy */
+                           {"ORE", "bithumb", "4999-9", 0.5}, /* older than the last sent */
+                           {"ORD", "bithumb", "5001-0", 1.0}, /* same value, a new tick */
+                           {NULL, NULL, NULL, 0}};
+    write_batch(g_api, fill_hids, tick2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stream_wait(&s, from, "id: 5001-0\n", 5000));
+    char ids[8][32];
+    size_t n = premium_ids(&s, from, ids, 8);
+    CU_ASSERT_EQUAL_FATAL(n, 4);
+    CU_ASSERT_STRING_EQUAL(ids[0], "5000-0");
+    CU_ASSERT_STRING_EQUAL(ids[1], "5000-1");
+    CU_ASSERT_STRING_EQUAL(ids[2], "5000-2");
+    CU_ASSERT_STRING_EQUAL(ids[3], "5001-0");
+    /* The snapshot kept the newer ORE value, not the late one. */
+    json_t *j = get_json("/v1/premium/ORE", 200);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(
+                               json_array_get(json_object_get(j, "data"), 0), "premium_pct")),
+                           2.0, 1e-12);
+    json_decref(j);
+    close(s.fd);
+}
+
+/* The data of the first `event: gap` in the stream, parsed; NULL when none came. */
+static json_t *gap_of(stream *s)
+{
+    const char *hit = stream_wait(s, 0, "event: gap\ndata: ", 5000);
+    if (!hit || !stream_wait(s, (size_t)(hit - s->buf), "}\n\n", 5000))
+        return NULL;
+    return json_loads(hit + strlen("event: gap\ndata: "), JSON_DISABLE_EOF_CHECK, NULL);
+}
+
+/* An API replica whose history streams live under <g_prefix>_<tag>. */
+static tfh *open_gap_api(const char *tag, const char *extra, int *port, char *prefix, size_t size)
+{
+    snprintf(prefix, size, "%s_%s", g_prefix, tag);
+    char opts[256];
+    snprintf(opts, sizeof opts, "prefix: '%s', sse_retry: 250ms%s%s", prefix, extra ? ", " : "",
+             extra ? extra : "");
+    return open_api(tag, opts, port);
+}
+
+static void xadd_at(const char *prefix, const char *symbol, const char *id)
+{
+    redisReply *r = tft_redis_cmd(
+        g_redis_port, "XADD %s:history:premium:bithumb:binance:%s %s json %s", prefix, symbol, id,
+        "{\"kind\":\"premium\",\"symbol\":\"GAP\",\"krw_exchange\":\"bithumb\","
+        "\"global_exchange\":\"binance\",\"premium_pct\":1.5,\"ts\":1000,\"v\":1}");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STRING);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* A Last-Event-ID that cannot be resumed is answered with a gap event, never silently. */
+static void test_sse_gap_unknown_id(void)
+{
+    int port;
+    char prefix[96];
+    tfh *api = open_gap_api("gapid", NULL, &port, prefix, sizeof prefix);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(api);
+    static const char *const bad[] = {"33", "garbage", "1-2-3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        stream s;
+        memset(&s, 0, sizeof s);
+        s.fd = connect_port(port);
+        char req[256];
+        snprintf(req, sizeof req, "GET /v1/stream HTTP/1.0\r\nHost: t\r\nLast-Event-ID: %s\r\n\r\n",
+                 bad[i]);
+        CU_ASSERT_FATAL(send_all(s.fd, req));
+        /* sse_retry reaches the client in the first frame. */
+        CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "retry: 250\n\n", 5000));
+        json_t *gap = gap_of(&s);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(gap);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "reason")), "unknown_id");
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "last_event_id")), bad[i]);
+        CU_ASSERT_PTR_NOT_NULL(json_object_get(gap, "message"));
+        json_decref(gap);
+        close(s.fd);
+    }
+    tfh_close(api);
+}
+
+/* History trimmed past the client's id (history_max), and more entries since than sse_replay:
+ * each is a gap event, then the newest entries that can be had. */
+static void test_sse_gap_trimmed_and_limit(void)
+{
+    int port;
+    char prefix[96];
+    tfh *api = open_gap_api("gaptrim", "sse_replay: 3", &port, prefix, sizeof prefix);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(api);
+    char id[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof id, "%d-0", 3000 + i);
+        xadd_at(prefix, "GAP", id);
+    }
+    /* Nothing missing: the entries after 3002-0 and no gap. */
+    stream s;
+    CU_ASSERT_FATAL(stream_open(&s, port, "3002-0"));
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "id: 3005-0\n", 5000));
+    char ids[8][32];
+    CU_ASSERT_EQUAL(premium_ids(&s, 0, ids, 8), 3);
+    CU_ASSERT_STRING_EQUAL(ids[0], "3003-0");
+    CU_ASSERT_PTR_NULL(strstr(s.buf, "event: gap"));
+    close(s.fd);
+
+    /* More than sse_replay (3) after 3001-0: the newest 3, after a replay_limit gap. */
+    CU_ASSERT_FATAL(stream_open(&s, port, "3001-0"));
+    json_t *gap = gap_of(&s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gap);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "reason")), "replay_limit");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "resumed_from")), "3003-0");
+    json_decref(gap);
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "id: 3005-0\n", 5000));
+    CU_ASSERT_EQUAL(premium_ids(&s, 0, ids, 8), 3);
+    CU_ASSERT_STRING_EQUAL(ids[0], "3003-0");
+    close(s.fd);
+
+    /* Trimmed to the newest 2: a client at 3002-0 lost 3003-0. */
+    redisReply *r = tft_redis_cmd(g_redis_port,
+                                  "XTRIM %s:history:premium:bithumb:binance:GAP "
+                                  "MAXLEN 2",
+                                  prefix);
+    CU_ASSERT(r && r->type == REDIS_REPLY_INTEGER && r->integer == 4);
+    if (r)
+        freeReplyObject(r);
+    CU_ASSERT_FATAL(stream_open(&s, port, "3002-0"));
+    gap = gap_of(&s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gap);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "reason")), "trimmed");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "last_event_id")), "3002-0");
+    json_decref(gap);
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "id: 3005-0\n", 5000));
+    CU_ASSERT_EQUAL(premium_ids(&s, 0, ids, 8), 2);
+    close(s.fd);
+    /* A client already past the trimmed part resumes without a gap. */
+    CU_ASSERT_FATAL(stream_open(&s, port, "3004-0"));
+    CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "id: 3005-0\n", 5000));
+    CU_ASSERT_PTR_NULL(strstr(s.buf, "event: gap"));
+    close(s.fd);
+    tfh_close(api);
 }
 
 typedef struct reader {
@@ -1336,6 +1521,9 @@ int main(void)
         {"history from streams", test_history},
         {"SSE live updates", test_sse_live_updates},
         {"SSE resume with Last-Event-ID", test_sse_resume},
+        {"SSE: one event per history entry, in order", test_sse_one_event_per_entry_in_order},
+        {"SSE: unknown Last-Event-ID answered with a gap", test_sse_gap_unknown_id},
+        {"SSE: trimmed history, replay limit: gap events", test_sse_gap_trimmed_and_limit},
         {"reads during updates", test_reads_during_updates},
         {"SSE slow client dropped", test_sse_slow_client_dropped},
         {"shutdown with a stream client", test_shutdown_with_stream_client},

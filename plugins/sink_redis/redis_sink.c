@@ -19,15 +19,27 @@
 #define RS_NUM_MAX        32 /* a decimal int64 with its sign and NUL */
 
 /*
- * KEYS: the fence key first when ARGV[1] is not empty, then one key per S or X op, in order.
+ * KEYS: the fence key first when ARGV[1] is not empty, then the history clock key when ARGV[3]
+ * is not empty, then one key per X or S op, in order.
  * ARGV: [1] the writer's fencing token ('' = no lease: write unconditionally), [2] the history
- * streams' MAXLEN, then 4 per record: ops, ttl ms, event channel, json. Ops is a string of
- * S (SET key json PX ttl), X (XADD key MAXLEN ~ n * json json) and P (PUBLISH channel json).
- * A P after an X publishes the json with "history_id" (the stream entry id) added, so an SSE
- * client can resume from the history stream with Last-Event-ID.
+ * streams' MAXLEN, [3] '1' when the clock key is given, then 4 per record: ops, ttl ms, event
+ * channel, json. Ops is a string of X (XADD key MAXLEN ~ n <id> json json), S (SET key json PX
+ * ttl) and P (PUBLISH channel json). After an X, the S and P of the same record store and
+ * publish the json with "history_id" (the entry's id) added, so a reader of the latest value or
+ * of the event can resume from the history streams with that id (SSE Last-Event-ID).
+ *
+ * History ids are "<ms>-<n>": one clock for every history stream under the prefix. A script
+ * takes ms = max(Redis TIME, the clock key + 1) and numbers its entries n = 0, 1, ... in the
+ * order it writes them, so ids are unique across streams and grow in publication order: "every
+ * entry after id L, in any stream" is exactly what a reader who saw L has not seen. Should a
+ * stream already hold that id or a larger one (the clock key lost, a writer that used '*'), the
+ * XADD is refused and the script moves ms past that stream's last id and numbers on from 0:
+ * still unique, still growing, and no extra command on the usual path.
+ *
  * Returns the number of ops run, or {'fenced', current token} having written nothing: the fence
  * key holds another holder's token, so this writer's lease is stale. Redis runs a script
- * atomically, so no other client can move the fence between the check and the writes.
+ * atomically, so no other client can move the fence or the clock between the check and the
+ * writes.
  */
 static const char write_script[] =
     "local k = 1\n"
@@ -36,26 +48,50 @@ static const char write_script[] =
     "  if cur ~= ARGV[1] then return {'fenced', cur or ''} end\n"
     "  k = 2\n"
     "end\n"
+    "local clock, ms, seq = nil, nil, 0\n"
+    "if ARGV[3] ~= '' then\n"
+    "  clock = KEYS[k]\n"
+    "  k = k + 1\n"
+    "end\n"
+    "local function start_clock()\n"
+    "  local t = redis.call('TIME')\n"
+    "  ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  local last = tonumber(redis.call('GET', clock) or '0') or 0\n"
+    "  if ms <= last then ms = last + 1 end\n"
+    "end\n"
+    "local function xadd(key, json)\n"
+    "  if not ms then start_clock() end\n"
+    "  local id = string.format('%.0f-%d', ms, seq)\n"
+    "  local r = redis.pcall('XADD', key, 'MAXLEN', '~', ARGV[2], id, 'json', json)\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]\n"
+    "    if not top then error(r.err) end\n"
+    "    ms, seq = tonumber(string.match(top[1], '^(%d+)-')) + 1, 0\n"
+    "    id = string.format('%.0f-%d', ms, seq)\n"
+    "    r = redis.call('XADD', key, 'MAXLEN', '~', ARGV[2], id, 'json', json)\n"
+    "  end\n"
+    "  seq = seq + 1\n"
+    "  return r\n"
+    "end\n"
     "local n = 0\n"
-    "for i = 3, #ARGV, 4 do\n"
+    "for i = 4, #ARGV, 4 do\n"
     "  local ops, json = ARGV[i], ARGV[i + 3]\n"
-    "  local hid = nil\n"
     "  for j = 1, #ops do\n"
     "    local op = string.sub(ops, j, j)\n"
-    "    if op == 'S' then\n"
+    "    if op == 'X' then\n"
+    "      local hid = xadd(KEYS[k], json)\n"
+    "      json = string.sub(json, 1, -2) .. ',\"history_id\":\"' .. hid .. '\"}'\n"
+    "      k = k + 1\n"
+    "    elseif op == 'S' then\n"
     "      redis.call('SET', KEYS[k], json, 'PX', ARGV[i + 1])\n"
     "      k = k + 1\n"
-    "    elseif op == 'X' then\n"
-    "      hid = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[2], '*', 'json', json)\n"
-    "      k = k + 1\n"
     "    else\n"
-    "      local msg = json\n"
-    "      if hid then msg = string.sub(json, 1, -2) .. ',\"history_id\":\"' .. hid .. '\"}' end\n"
-    "      redis.call('PUBLISH', ARGV[i + 2], msg)\n"
+    "      redis.call('PUBLISH', ARGV[i + 2], json)\n"
     "    end\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"
+    "if ms then redis.call('SET', clock, string.format('%.0f', ms)) end\n"
     "return n\n";
 
 /* The record kinds the sink knows how to key (docs/redis.md, "Keys"). */
@@ -353,6 +389,9 @@ static bool push_value(redis_sink *s, const tf_record *r)
     json_t *obj = s->host->record_to_json(r);
     if (!obj)
         return false;
+    /* history_id is this sink's to assign (the script adds it); one read back from the cache
+     * must not travel into a second entry. */
+    json_object_del(obj, "history_id");
     bool ok = json_object_set_new(obj, "v", json_integer(RS_SCHEMA_VERSION)) == 0 &&
               push_json_arg(&s->a, obj, JSON_COMPACT | JSON_REAL_PRECISION(real_precision(obj)));
     json_decref(obj);
@@ -384,8 +423,9 @@ static int add_record(redis_sink *s, rs_kind kind, const tf_record *r, size_t in
     const char *channel[] = {s->prefix, "events", sc->kind};
     rs_args *a = &s->a;
     rs_span ch;
-    bool ok = push_key(a, latest, n_latest) && (!with_history || push_key(a, history, 3 + n)) &&
-              push_arg(a, with_history ? "SXP" : "SP") && push_arg(a, s->ttl[kind]) &&
+    /* The history entry first: its id goes into the value stored and published after it. */
+    bool ok = (!with_history || push_key(a, history, 3 + n)) && push_key(a, latest, n_latest) &&
+              push_arg(a, with_history ? "XSP" : "SP") && push_arg(a, s->ttl[kind]) &&
               arena_join(a, channel, 3, &ch) && push_span(&a->args, &a->n_args, &a->cap_args, ch) &&
               push_value(s, r);
     return ok ? TF_OK : TF_ENOMEM;
@@ -587,7 +627,11 @@ static int build_args(redis_sink *s, const tf_tick *tick, const tf_batch *batch,
         if (!push_key(a, &tick->fence_key, 1))
             return TF_ENOMEM;
     }
-    if (!push_arg(a, token) || !push_arg(a, s->history_max))
+    const char *clock[] = {s->prefix, "history", "clock"};
+    bool with_clock = s->enabled[RS_PREMIUM] && strcmp(s->history_max, "0") != 0;
+    if (with_clock && !push_key(a, clock, 3))
+        return TF_ENOMEM;
+    if (!push_arg(a, token) || !push_arg(a, s->history_max) || !push_arg(a, with_clock ? "1" : ""))
         return TF_ENOMEM;
     *records = 0;
     for (size_t i = 0; i < h->batch_count(batch); i++) {

@@ -248,7 +248,9 @@ static void test_schema_ttls_values_events(void)
     const char *hist = "tft_rsink_schema:history:premium:bithumb:binance:BTC";
     CU_ASSERT_EQUAL(int_reply("PTTL %s", hist), -1); /* capped, never expires */
     CU_ASSERT_EQUAL(int_reply("XLEN %s", hist), 1);
-    CU_ASSERT_EQUAL(count_keys(g_port, "tft_rsink_schema:*"), 5);
+    /* + the history clock (the last history id's ms, shared by every stream; no TTL). */
+    CU_ASSERT_EQUAL(count_keys(g_port, "tft_rsink_schema:*"), 6);
+    CU_ASSERT_EQUAL(int_reply("PTTL %s", "tft_rsink_schema:history:clock"), -1);
 
     /* Values: the record's JSON plus v: 1. */
     json_t *t = get_json("tft_rsink_schema:ticker:bithumb:BTC");
@@ -267,18 +269,22 @@ static void test_schema_ttls_values_events(void)
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(pos, "id")), 42);
     CU_ASSERT(json_is_true(json_object_get(pos, "open")));
 
-    /* The history entry holds the same JSON under the field `json`. */
+    /* The history entry holds the same JSON under the field `json`; the stored value also
+     * names that entry (history_id), so a reader of the value can resume from it. */
     redisReply *x = cmd("XRANGE %s - +", hist);
     CU_ASSERT_FATAL(x && x->type == REDIS_REPLY_ARRAY && x->elements == 1);
     const redisReply *fields = x->element[0]->element[1];
     CU_ASSERT_EQUAL(fields->elements, 2);
     CU_ASSERT_STRING_EQUAL(fields->element[0]->str, "json");
     json_t *entry = json_loadb(fields->element[1]->str, fields->element[1]->len, 0, NULL);
-    CU_ASSERT(json_equal(entry, pr));
-    json_decref(entry);
     char entry_id[64];
     snprintf(entry_id, sizeof entry_id, "%s", x->element[0]->element[0]->str);
     freeReplyObject(x);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(pr, "history_id")), entry_id);
+    CU_ASSERT_PTR_NULL(json_object_get(entry, "history_id"));
+    json_object_set_new(entry, "history_id", json_string(entry_id));
+    CU_ASSERT(json_equal(entry, pr));
+    json_decref(entry);
 
     /* One event per record, on <p>:events:<kind>, carrying the stored value. */
     char channels[4][128];
@@ -291,7 +297,6 @@ static void test_schema_ttls_values_events(void)
     CU_ASSERT(json_equal(msgs[0], t));
     /* The premium event also names its history entry, so SSE clients can resume from it. */
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(msgs[1], "history_id")), entry_id);
-    json_object_del(msgs[1], "history_id");
     CU_ASSERT(json_equal(msgs[1], pr));
     CU_ASSERT(json_equal(msgs[2], fx));
     CU_ASSERT(json_equal(msgs[3], pos));
@@ -386,6 +391,92 @@ static void test_unsafe_components(void)
     tfh_close(h);
 }
 
+/* ---- history ids ---- */
+
+/* (ms, seq) of a "<ms>-<seq>" id; false when it is not one. */
+static bool parse_id(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+    char tail;
+    return id && sscanf(id, "%llu-%llu%c", ms, seq, &tail) == 2;
+}
+
+static bool id_after(const char *a, const char *b)
+{
+    unsigned long long ams, aseq, bms, bseq;
+    if (!parse_id(a, &ams, &aseq) || !parse_id(b, &bms, &bseq))
+        return false;
+    return ams > bms || (ams == bms && aseq > bseq);
+}
+
+/* Writes `b` and reads its `n` premium events; checks each history_id names the newest entry of
+ * its pair's stream and comes after *last (then moves *last on). */
+static void write_and_check_ids(tfh *h, tf_batch *b, redisContext *sub, int n, char *last,
+                                size_t last_size)
+{
+    CU_ASSERT_EQUAL_FATAL(tfh_write(h, b), TF_OK);
+    char channels[8][128];
+    json_t *msgs[8] = {0};
+    CU_ASSERT_EQUAL_FATAL(read_events(sub, n, channels, msgs), n);
+    for (int i = 0; i < n; i++) {
+        const char *id = json_string_value(json_object_get(msgs[i], "history_id"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+        CU_ASSERT(last[0] == '\0' || id_after(id, last));
+        char stream[160];
+        snprintf(stream, sizeof stream, "tft_rsink_ids:history:premium:bithumb:binance:%s",
+                 json_string_value(json_object_get(msgs[i], "symbol")));
+        redisReply *top = tft_redis_cmd(g_port, "XREVRANGE %s + - COUNT 1", stream);
+        CU_ASSERT_FATAL(top && top->type == REDIS_REPLY_ARRAY && top->elements == 1);
+        CU_ASSERT_STRING_EQUAL(top->element[0]->element[0]->str, id);
+        freeReplyObject(top);
+        snprintf(last, last_size, "%s", id);
+        json_decref(msgs[i]);
+    }
+}
+
+/* Every pair of a tick gets its own history id, and ids grow in publication order across
+ * pairs and ticks (one clock per prefix): "every entry after L, in any stream" is what an SSE
+ * client that saw L lacks. Holds when the clock key is lost and a stream is ahead of TIME. */
+static void test_history_ids_unique_and_ordered(void)
+{
+    tfh *h = open_sink("tft_rsink_ids", "{history_max: 1000, kinds: [premium]}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    redisContext *sub = tft_redis_connect(g_port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    struct timeval tv = {2, 0};
+    redisSetTimeout(sub, tv);
+    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s", "tft_rsink_ids:events:*");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
+    freeReplyObject(ok);
+
+    tf_batch *b = tf_batch_create();
+    add_premium(b, "bithumb", "binance", "BTC", 2.0);
+    add_premium(b, "bithumb", "binance", "ETH", 2.1);
+    add_premium(b, "bithumb", "binance", "XRP", 2.2);
+    char last[64] = "";
+    for (int tick = 0; tick < 3; tick++)
+        write_and_check_ids(h, b, sub, 3, last, sizeof last);
+
+    /* The clock is lost and one stream holds an id a minute ahead: the next ids still come
+     * after every id written so far, in every stream. */
+    unsigned long long ms, seq;
+    CU_ASSERT_FATAL(parse_id(last, &ms, &seq));
+    char ahead[64];
+    snprintf(ahead, sizeof ahead, "%llu-7", ms + 60000);
+    redisReply *r = tft_redis_cmd(g_port, "DEL %s", "tft_rsink_ids:history:clock");
+    freeReplyObject(r);
+    r = tft_redis_cmd(g_port, "XADD tft_rsink_ids:history:premium:bithumb:binance:ETH %s json {}",
+                      ahead);
+    CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    for (int tick = 0; tick < 2; tick++)
+        write_and_check_ids(h, b, sub, 3, last, sizeof last);
+    CU_ASSERT(id_after(last, ahead));
+
+    tf_batch_destroy(b);
+    redisFree(sub);
+    tfh_close(h);
+}
+
 /* ---- history cap ---- */
 
 static void test_history_capped(void)
@@ -462,7 +553,8 @@ static void test_one_round_trip_per_tick(void)
         CU_ASSERT_EQUAL(tfh_write(h, b), TF_OK);
     CU_ASSERT_EQUAL(script_calls(red->port), before + 5);
     /* ... and the writes happened inside those calls. */
-    CU_ASSERT_EQUAL(command_calls(red->port, "set"), sets_before + 5 * 3);
+    /* (3 values and the history clock) */
+    CU_ASSERT_EQUAL(command_calls(red->port, "set"), sets_before + 5 * 4);
     tf_batch_destroy(b);
 
     /* 300 symbols x 5 exchanges of tickers plus 300 x 6 premiums: still one call. */
@@ -794,6 +886,7 @@ int main(void)
         {"reals round trip with the fewest digits", test_reals_round_trip},
         {"kinds option, skipped kinds, init checks", test_kinds_and_skipped},
         {"unsafe key components are refused", test_unsafe_components},
+        {"history ids unique across pairs, ordered", test_history_ids_unique_and_ordered},
         {"history stream stays capped", test_history_capped},
         {"one script call per tick, large batch", test_one_round_trip_per_tick},
         {"fenced writes", test_fenced_writes},

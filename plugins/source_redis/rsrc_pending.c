@@ -4,7 +4,9 @@
  */
 #include "rsrc_pending.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,21 +115,46 @@ static void drop_oldest(rsrc_pending *p)
     p->count--;
 }
 
+/* The entry's identity: the key, or "<key>#<history_id>" for a value that names its history
+ * entry (premiums), so two history entries of one key are two values to deliver, while the same
+ * entry read twice (its event, then a resync) is one. NULL when out of memory. */
+static char *identity_of(const char *key, const json_t *value, bool *has_history)
+{
+    const char *hid = json_string_value(json_object_get(value, "history_id"));
+    *has_history = hid != NULL;
+    if (!hid)
+        return strdup(key);
+    size_t n = strlen(key) + 1 + strlen(hid) + 1;
+    char *id = malloc(n);
+    if (id)
+        snprintf(id, n, "%s#%s", key, hid);
+    return id;
+}
+
 int rsrc_pending_put(rsrc_pending *p, const char *key, json_t *value, size_t max)
 {
-    rsrc_entry *e = rsrc_pending_get(p, key);
+    bool has_history = false;
+    char *id = identity_of(key, value, &has_history);
+    if (!id) {
+        json_decref(value);
+        return -1;
+    }
+    rsrc_entry *e = rsrc_pending_get(p, id);
     if (e) {
         json_decref(e->value);
         e->value = value;
-        unlink_age(p, e);
-        append_age(p, e);
+        /* A newer value of a key moves to the end; the same history entry again keeps its
+         * place, so entries stay in the order they were published. */
+        if (!has_history) {
+            unlink_age(p, e);
+            append_age(p, e);
+        }
+        free(id);
         return 0;
     }
     e = calloc(1, sizeof *e);
-    char *copy = strdup(key);
-    if (!e || !copy) {
-        free(e);
-        free(copy);
+    if (!e) {
+        free(id);
         json_decref(value);
         return -1;
     }
@@ -136,9 +163,9 @@ int rsrc_pending_put(rsrc_pending *p, const char *key, json_t *value, size_t max
         drop_oldest(p);
         dropped = 1;
     }
-    e->key = copy;
+    e->key = id;
     e->value = value;
-    rsrc_entry **bucket = bucket_of(p, key);
+    rsrc_entry **bucket = bucket_of(p, id);
     e->chain = *bucket;
     *bucket = e;
     append_age(p, e);

@@ -565,6 +565,43 @@ static void test_subscribe_burst_coalesced(void)
     tfh_close(src);
 }
 
+/* Values that name their history entry (premiums) are not coalesced: an SSE client of the API
+ * must receive every entry. The same entry twice (its event, then a resync) is one record. */
+static void test_subscribe_history_entries_each_delivered(void)
+{
+    const char *p = "tft_rsub_hist";
+    tfh *src = open_subscribed(g_port, p, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    double before = messages_of("premium");
+    static const struct {
+        const char *symbol, *history_id;
+        double pct;
+    } events[] = {{"BTC", "1795428930100-0", 1.0},
+                  {"ETH", "1795428930100-1", 2.0},
+                  {"BTC", "1795428931100-0", 3.0},
+                  {"BTC", "1795428930100-0", 1.0}, /* the first again */
+                  {"ETH", "1795428931100-1", 4.0}};
+    size_t n = sizeof events / sizeof events[0];
+    char json[512];
+    for (size_t i = 0; i < n; i++) {
+        premium_json(json, sizeof json, events[i].symbol, events[i].pct);
+        size_t len = strlen(json);
+        snprintf(json + len - 1, sizeof json - len + 1, ",\"history_id\":\"%s\"}",
+                 events[i].history_id);
+        CU_ASSERT_EQUAL(publish(g_port, "tft_rsub_hist:events:premium", json), 1);
+    }
+    CU_ASSERT(wait_messages("premium", before, (int)n));
+    tf_batch *out = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(src, out), TF_OK);
+    CU_ASSERT_EQUAL_FATAL(tf_batch_count(out), 4);
+    static const char *const order[] = {"1795428930100-0", "1795428930100-1", "1795428931100-0",
+                                        "1795428931100-1"};
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(tfh_string(tf_batch_at(out, i), "history_id"), order[i]);
+    tf_batch_destroy(out);
+    tfh_close(src);
+}
+
 static void test_subscribe_bounded(void)
 {
     const char *p = "tft_rsub_max";
@@ -815,6 +852,8 @@ int main(void)
         {"options checked", test_options_checked},
         {"subscribe: an event reaches the next tick", test_subscribe_event_next_tick},
         {"subscribe: a burst of one key is one record", test_subscribe_burst_coalesced},
+        {"subscribe: every history entry delivered once",
+         test_subscribe_history_entries_each_delivered},
         {"subscribe: max_pending drops the oldest keys", test_subscribe_bounded},
         {"subscribe: keys read at start, then events", test_subscribe_resync_on_start},
         {"subscribe: periodic resync", test_subscribe_periodic_resync},

@@ -8,3 +8,12 @@ add_dependencies(integration_demo tickflow tickflow-fake-exchange ${TF_ALL_PLUGI
 tf_add_test(integration_api_replica SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_replica.c
     LIBS tf_test_support LABELS integration TIMEOUT 300)
 add_dependencies(integration_api_replica tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
+
+# /v1/stream under a real EventSource client cut 50 times (issue "Contracts that hold under
+# real clients"): every (pair, tick) exactly once.
+tf_add_test(integration_sse_clients SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sse_clients.c
+    LIBS tf_test_support LABELS integration TIMEOUT 300)
+target_compile_definitions(integration_sse_clients PRIVATE
+    TF_TEST_CLIENTS_DIR="${TF_TEST_CLIENTS_DIR}")
+set_tests_properties(integration_sse_clients PROPERTIES FIXTURES_REQUIRED test_clients)
+add_dependencies(integration_sse_clients tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})

@@ -122,8 +122,7 @@ static bool after(long long ms_a, long long seq_a, long long ms_b, long long seq
 static void test_fresh_premium_and_sse(void)
 {
     CU_ASSERT_FATAL(tft_wait_until(premium_is, "\"stale\":false", 20000));
-    /* Several pairs update in the same tick and their streams can share an id, so read until
-     * the ids have moved on (a later tick). */
+    /* Every event has its own history id; read until the ids have moved on to a later tick. */
     body b = {.want = 16};
     CU_ASSERT_EQUAL(get("/v1/stream", NULL, &b, 10000), 200);
     long long ms[16], seq[16];
