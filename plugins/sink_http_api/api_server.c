@@ -757,7 +757,7 @@ static void route_position_close(api_server *s, const api_req *q, reply *r)
         rd ? s->host->position_close(s->self, rd, id, request, &pos, err, sizeof err) : TF_EREDIS;
     api_redis_give(s->redis, rd, rc != TF_EREDIS);
     json_decref(request);
-    if (rc == TF_EINVAL) { /* already closed: the request was fine, the state is not */
+    if (rc == TF_ECONFLICT) { /* already closed: the request was fine, the state is not */
         reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s",
                     err[0] ? err : "the position is already closed");
         json_decref(pos);

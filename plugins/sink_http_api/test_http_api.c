@@ -992,6 +992,13 @@ static void test_positions(void)
     json_decref(j);
     free(r.body);
     expect_error("POST", close_path, exit_fill, 409, "conflict", NULL);
+    /* A malformed close is a bad request, even of a closed position: 409 is only for a
+     * well-formed close of a closed one. */
+    expect_error("POST", close_path,
+                 "{\"krw_price\":137900000,\"global_price\":95100,\"usdkrw\":1403,\"krw_prics\":1}",
+                 400, "bad_parameter", "krw_prics");
+    expect_error("POST", close_path, "{\"krw_price\":137900000}", 400, "bad_parameter", "together");
+    expect_error("POST", close_path, "[1]", 400, "bad_parameter", "body");
     expect_error("GET", "/v1/positions/pos-999999", NULL, 404, "not_found", NULL);
     expect_error("POST", "/v1/positions/pos-999999/close", exit_fill, 404, "not_found", NULL);
 }
