@@ -488,13 +488,16 @@ static void free_keys(char **keys, size_t n)
     free(keys);
 }
 
-/* History entries as the API shows them: the stored premium plus its stream id. */
+/* History entries as the API shows them: the stored premium plus its stream id. The stored
+ * age_ms (the transform's, at computation) is dropped: in the API age_ms means "age at the
+ * response", which a past entry has only through its ts. */
 static json_t *history_body(api_entry *e, size_t n)
 {
     json_t *data = json_array();
     for (size_t i = 0; data && i < n; i++) {
         json_object_del(e[i].obj, "kind");
         json_object_del(e[i].obj, "v");
+        json_object_del(e[i].obj, "age_ms");
         json_object_set_new(e[i].obj, "id", json_string(e[i].id));
         json_array_append(data, e[i].obj);
     }

@@ -646,7 +646,7 @@ static void xadd(const char *symbol, const char *id, double pct, int64_t ts)
     snprintf(json, sizeof json,
              "{\"kind\":\"premium\",\"symbol\":\"%s\",\"krw_exchange\":\"bithumb\","
              "\"global_exchange\":\"binance\",\"premium_pct\":%.2f,\"ts\":%" PRId64
-             ",\"stale\":false,\"v\":1}",
+             ",\"age_ms\":7,\"stale\":false,\"v\":1}",
              symbol, pct, ts);
     redisReply *r = tft_redis_cmd(g_redis_port, "XADD %s %s json %s", key, id, json);
     CU_ASSERT(r && r->type == REDIS_REPLY_STRING);
@@ -679,6 +679,8 @@ static void test_history(void)
     const json_t *e = json_array_get(json_object_get(j, "data"), 2);
     CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(e, "premium_pct")), 3.0, 1e-12);
     CU_ASSERT_PTR_NULL(json_object_get(e, "v"));
+    /* The stored age_ms (the transform's, at computation) is not an age at the response. */
+    CU_ASSERT_PTR_NULL(json_object_get(e, "age_ms"));
     json_decref(j);
 
     j = get_json("/v1/premium/HIST/history?limit=2", 200); /* the newest two */
