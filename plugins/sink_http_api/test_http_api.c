@@ -21,6 +21,7 @@
 #include "tf_common.h"
 #include "tf_metrics.h"
 #include "tf_plugin_harness.h"
+#include "tf_rawhttp.h"
 #include "tf_record.h"
 #include "tf_test.h"
 
@@ -513,16 +514,40 @@ static void test_unknown_route_and_method(void)
     resp r;
     http("POST", "/v1/premium", "{}", &r);
     CU_ASSERT_EQUAL(r.status, 405);
-    CU_ASSERT_STRING_EQUAL(r.allow, "GET");
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET, HEAD");
     free(r.body);
     http("DELETE", "/v1/positions", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 405);
-    CU_ASSERT_STRING_EQUAL(r.allow, "GET, POST");
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET, HEAD, POST");
     free(r.body);
     http("GET", "/v1/positions/7/close", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 405);
     CU_ASSERT_STRING_EQUAL(r.allow, "POST");
     free(r.body);
+}
+
+/* HEAD wherever GET (RFC 9110 9.3.2): GET's status and header fields, no content; on the event
+ * stream the headers, then the end of the connection (no chunked trailer). */
+static void test_head_mirrors_get(void)
+{
+    json_decref(get_json("/v1/premium/BTC", 200)); /* the suite's premiums are in place */
+    const char *paths[] = {"/healthz",    "/v1/premium/BTC", "/v1/premium/DOGE", "/v1/fx",
+                           "/v1/tickers", "/v1/premium?x=1", "/v1/stream",       "/nope"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char why[512] = "";
+        bool same = tft_raw_head_matches_get(g_port, paths[i], NULL, NULL, why, sizeof why);
+        CU_ASSERT_TRUE(same);
+        if (!same)
+            fprintf(stderr, "HEAD %s: %s\n", paths[i], why);
+    }
+    tft_raw_response r; /* no GET on a close: no HEAD either */
+    CU_ASSERT_TRUE_FATAL(tft_raw_request(g_port, "HEAD", "/v1/positions/7/close", NULL, 3000, &r));
+    CU_ASSERT_EQUAL(r.status, 405);
+    char allow[32] = "";
+    CU_ASSERT_TRUE(tft_raw_header(&r, "Allow", allow, sizeof allow));
+    CU_ASSERT_STRING_EQUAL(allow, "POST");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    tft_raw_free(&r);
 }
 
 static void test_body_too_large(void)
@@ -1336,6 +1361,7 @@ int main(void)
         {"tickers and fx", test_tickers_and_fx},
         {"bad parameters are 400 naming them", test_bad_parameters},
         {"unknown route 404, wrong method 405 + Allow", test_unknown_route_and_method},
+        {"HEAD mirrors GET", test_head_mirrors_get},
         {"oversized body 413", test_body_too_large},
         {"ETag and If-None-Match 304", test_etag_304},
         {"staleness at request time", test_staleness_at_request_time},
