@@ -15,7 +15,7 @@
 
 #define RAW_CHUNK 4096
 
-static int raw_connect(int port)
+int tft_raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -41,17 +41,33 @@ static bool send_all(int fd, const char *p, size_t len)
     return true;
 }
 
-/* Reads until EOF or the deadline into a malloc'd buffer; *ended tells which. */
-static char *read_all(int fd, int timeout_ms, size_t *len, bool *ended)
+static bool send_request(int fd, int port, const char *method, const char *path,
+                         const char *extra_headers, bool close_after)
+{
+    size_t size = strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 96;
+    char *req = malloc(size);
+    int n = req ? snprintf(req, size, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s\r\n", method,
+                           path, port, close_after ? "Connection: close\r\n" : "",
+                           extra_headers ? extra_headers : "")
+                : -1;
+    bool ok = n > 0 && (size_t)n < size && send_all(fd, req, (size_t)n);
+    free(req);
+    return ok;
+}
+
+/* Reads until EOF, the deadline, or (head_only) the end of the header block, into a malloc'd
+ * buffer; *ended says whether the server closed. */
+static char *read_answer(int fd, int timeout_ms, bool head_only, size_t *len, bool *ended)
 {
     size_t cap = RAW_CHUNK, n = 0;
     char *buf = malloc(cap + 1);
     long long deadline = tft_mono_ms() + timeout_ms;
     *ended = false;
     while (buf) {
+        buf[n] = '\0';
         long long left = deadline - tft_mono_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+        if ((head_only && strstr(buf, "\r\n\r\n")) || left <= 0 || poll(&p, 1, (int)left) <= 0)
             break;
         if (cap - n < RAW_CHUNK) {
             char *grown = realloc(buf, cap * 2 + 1);
@@ -75,47 +91,60 @@ static char *read_all(int fd, int timeout_ms, size_t *len, bool *ended)
     return buf;
 }
 
-bool tft_raw_request(int port, const char *method, const char *path, const char *extra_headers,
-                     int timeout_ms, tft_raw_response *out)
+/* Splits a raw answer (taken) into out; false when it has no status line and header block. */
+static bool split_answer(char *all, size_t len, tft_raw_response *out)
 {
-    memset(out, 0, sizeof *out);
-    size_t size = strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 96;
-    char *req = malloc(size);
-    int fd = raw_connect(port);
-    bool ok = false;
-    if (!req || fd < 0)
-        goto out;
-    int n =
-        snprintf(req, size, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s\r\n",
-                 method, path, port, extra_headers ? extra_headers : "");
-    if (n < 0 || (size_t)n >= size || !send_all(fd, req, (size_t)n))
-        goto out;
-    size_t len = 0;
-    char *all = read_all(fd, timeout_ms, &len, &out->ended);
     char *blank = all ? strstr(all, "\r\n\r\n") : NULL;
     if (!blank || sscanf(all, "HTTP/1.%*d %d", &out->status) != 1) {
         free(all);
-        goto out;
+        return false;
     }
     size_t head_len = (size_t)(blank - all) + 2;
     out->body_len = len - head_len - 2;
     out->body = malloc(out->body_len + 1);
-    if (out->body) {
-        memcpy(out->body, blank + 4, out->body_len);
-        out->body[out->body_len] = '\0';
-        all[head_len] = '\0';
-        out->head = all; /* the head is the buffer's start */
-        ok = true;
-    } else {
+    if (!out->body) {
         free(all);
+        return false;
     }
-out:
+    memcpy(out->body, blank + 4, out->body_len);
+    out->body[out->body_len] = '\0';
+    all[head_len] = '\0';
+    out->head = all; /* the head is the buffer's start */
+    return true;
+}
+
+bool tft_raw_request(int port, const char *method, const char *path, const char *extra_headers,
+                     int timeout_ms, tft_raw_response *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd = tft_raw_connect(port);
+    bool ok = fd >= 0 && send_request(fd, port, method, path, extra_headers, true);
+    size_t len = 0;
+    char *all = ok ? read_answer(fd, timeout_ms, false, &len, &out->ended) : NULL;
+    ok = ok && split_answer(all, len, out);
     if (fd >= 0)
         close(fd);
-    free(req);
     if (!ok)
         tft_raw_free(out);
     return ok;
+}
+
+int tft_raw_open(int port, const char *method, const char *path, const char *extra_headers,
+                 int timeout_ms, tft_raw_response *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd = tft_raw_connect(port);
+    bool ok = fd >= 0 && send_request(fd, port, method, path, extra_headers, false);
+    size_t len = 0;
+    char *all = ok ? read_answer(fd, timeout_ms, true, &len, &out->ended) : NULL;
+    ok = ok && split_answer(all, len, out);
+    if (!ok && fd >= 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (!ok)
+        tft_raw_free(out);
+    return fd;
 }
 
 void tft_raw_free(tft_raw_response *r)

@@ -25,6 +25,14 @@ bool tft_raw_request(int port, const char *method, const char *path, const char 
                      int timeout_ms, tft_raw_response *out);
 void tft_raw_free(tft_raw_response *r);
 
+/* A connection to 127.0.0.1:port (-1 when refused): the caller closes it. */
+int tft_raw_connect(int port);
+/* Sends the request like tft_raw_request but keeps the connection open (an event stream held
+ * by the test): reads until the header block is complete (out->status, out->head; out->body is
+ * what else came) and returns the connection, or -1. The caller closes it and frees out. */
+int tft_raw_open(int port, const char *method, const char *path, const char *extra_headers,
+                 int timeout_ms, tft_raw_response *out);
+
 /* The value of header `name` (case-insensitive) in r->head, copied into out; false if absent. */
 bool tft_raw_header(const tft_raw_response *r, const char *name, char *out, size_t size);
 
