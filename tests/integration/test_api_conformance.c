@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tf_fake.h"
@@ -1004,6 +1005,28 @@ static void test_source_codes_in_spec(void)
     json_decref(macros);
 }
 
+static void print_log(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = tft_read_file(path, NULL);
+    size_t len = text ? strlen(text) : 0;
+    fprintf(stderr, "\n--- %s (last 3000 bytes)\n%s\n", name,
+            text ? text + (len > 3000 ? len - 3000 : 0) : "");
+    free(text);
+}
+
+/* After all that (HEAD streams, refused bodies, Redis gone), the replica stops cleanly: exit 0,
+ * which under the sanitizers also means no leak or error report. */
+static void test_clean_stop(void)
+{
+    int status = tft_stop(api, SIGTERM, 10000);
+    api = -1;
+    CU_ASSERT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        print_log("api.log");
+}
+
 /* ---- setup ---- */
 
 static pid_t start_batch(void)
@@ -1143,17 +1166,6 @@ static bool seed_stale_premium(void)
     return ok && tft_wait_until(stale_seen, NULL, 15000);
 }
 
-static void print_log(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *text = tft_read_file(path, NULL);
-    size_t len = text ? strlen(text) : 0;
-    fprintf(stderr, "\n--- %s (last 3000 bytes)\n%s\n", name,
-            text ? text + (len > 3000 ? len - 3000 : 0) : "");
-    free(text);
-}
-
 static bool bundle_spec(void)
 {
     char out[1024], log[1024];
@@ -1245,6 +1257,7 @@ int main(void)
         {"Redis down: 503s through Prism", test_redis_down},
         {"every operation has requests; every documented status was provoked", test_coverage},
         {"every code and status the server can send is in the spec", test_source_codes_in_spec},
+        {"the API replica stops cleanly", test_clean_stop},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("api conformance", tests, setup, teardown);
