@@ -58,6 +58,8 @@ const char *tf_status_name(int status)
         return "stopped";
     case TF_ENOTFOUND:
         return "not_found";
+    case TF_ECONFLICT:
+        return "conflict";
     default:
         return "error";
     }

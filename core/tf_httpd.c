@@ -244,10 +244,12 @@ static void dispatch(const tf_httpd *h, const char *route, const char *url, cons
                     "no route for this path; expected /metrics, /healthz or /readyz");
         return;
     }
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
-        snprintf(message, sizeof message, "%s expects GET, found %.32s", route, method);
+    /* HEAD is the GET without its body (RFC 9110 9.3.2): libmicrohttpd sends the same status
+     * and headers and leaves the body out. */
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        snprintf(message, sizeof message, "%s expects GET or HEAD, found %.32s", route, method);
         reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", message,
-                    "this route expects GET");
+                    "this route expects GET or HEAD");
         r->allow_get = true;
         return;
     }
@@ -278,7 +280,7 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, reply *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow_get)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     enum MHD_Result rc = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return rc;

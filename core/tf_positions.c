@@ -621,7 +621,7 @@ static int run_close(tf_redis *r, const char *prefix, const tf_position *p, char
                  "position %s: expected an open position, found it already "
                  "closed (closed meanwhile by another client)",
                  p->id);
-        rc = TF_EINVAL;
+        rc = TF_ECONFLICT;
     }
     if (reply)
         freeReplyObject(reply);
@@ -640,7 +640,7 @@ int tf_position_close(tf_redis *r, const char *prefix, const char *id, const tf_
         format_ms(when, sizeof when, out->closed_at);
         snprintf(err, err_size, "position %s: expected an open position, found it closed at %s", id,
                  when);
-        return TF_EINVAL;
+        return TF_ECONFLICT;
     }
     tf_pnl pnl;
     if (tf_position_pnl(out, exit, &pnl) != TF_OK) {
@@ -1190,7 +1190,7 @@ int tf_position_close_json(tf_redis *r, const char *prefix, const char *id, cons
         format_ms(when, sizeof when, p.closed_at);
         snprintf(err, err_size, "position %s: expected an open position, found it closed at %s", id,
                  when);
-        rc = TF_EINVAL;
+        rc = TF_ECONFLICT;
     }
     if (rc == TF_OK && !given) {
         tf_book b;

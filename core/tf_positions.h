@@ -94,8 +94,8 @@ int tf_position_open(tf_redis *r, const char *prefix, tf_position *p, char *err,
 /* Closes open position `id` at `exit` (closed_at 0 = now): records the exit fill, premium and
  * realized PnL and leaves the open set, atomically (a Lua script refuses a position that is
  * not open, so two racing closes cannot both succeed). Fills *out with the closed position.
- * TF_OK, TF_ENOTFOUND (no such position), TF_EINVAL (bad id or fill, or already closed),
- * TF_EVALUE (the stored hash is malformed), TF_EREDIS. */
+ * TF_OK, TF_ENOTFOUND (no such position), TF_EINVAL (bad id or fill), TF_ECONFLICT (already
+ * closed), TF_EVALUE (the stored hash is malformed), TF_EREDIS. */
 int tf_position_close(tf_redis *r, const char *prefix, const char *id, const tf_fill *exit,
                       int64_t closed_at, tf_position *out, char *err, size_t err_size);
 /* TF_OK, TF_ENOTFOUND, TF_EINVAL (bad id), TF_EVALUE (malformed hash), TF_EREDIS. */
@@ -133,8 +133,9 @@ int tf_position_open_json(tf_redis *r, const char *prefix, const json_t *request
                           char *err, size_t err_size);
 /* Closes `id` at {krw_price, global_price, usdkrw} from `request` (NULL or {}: the executable
  * exit prices of the premium in Redis). TF_OK and *out; TF_ENOTFOUND (no such position, or not
- * an id), TF_EINVAL (already closed, or a bad field in `request`: err says which), TF_EVALUE
- * (no fresh premium), TF_EREDIS. */
+ * an id), TF_EINVAL (a bad or unknown field in `request`: err says which), TF_ECONFLICT
+ * (already closed), TF_EVALUE (no fresh premium), TF_EREDIS. The request is checked before the
+ * position is read, so a malformed request is TF_EINVAL whatever the position's state. */
 int tf_position_close_json(tf_redis *r, const char *prefix, const char *id, const json_t *request,
                            json_t **out, char *err, size_t err_size);
 /* One position with its live PnL under "live" when the sink holds one. TF_OK, TF_ENOTFOUND,

@@ -44,7 +44,8 @@ typedef enum route {
 } route;
 
 /* The route label of the metrics is the template, never the raw path: a scanner cannot create
- * unbounded series. `allow` is the Allow header of a 405; `params` the query parameters. */
+ * unbounded series. `allow` is the Allow header of a 405 (HEAD wherever GET, RFC 9110 9.3.2);
+ * `params` the query parameters. */
 typedef struct route_def {
     const char *tmpl;
     const char *allow;
@@ -52,20 +53,20 @@ typedef struct route_def {
 } route_def;
 
 static const route_def routes[R_COUNT] = {
-    [R_PREMIUM] = {"/v1/premium", "GET", {"symbol", "krw_exchange", "global_exchange"}},
-    [R_PREMIUM_SYMBOL] = {"/v1/premium/{symbol}", "GET", {NULL}},
+    [R_PREMIUM] = {"/v1/premium", "GET, HEAD", {"symbol", "krw_exchange", "global_exchange"}},
+    [R_PREMIUM_SYMBOL] = {"/v1/premium/{symbol}", "GET, HEAD", {NULL}},
     [R_HISTORY] = {"/v1/premium/{symbol}/history",
-                   "GET",
+                   "GET, HEAD",
                    {"from", "to", "limit", "krw_exchange", "global_exchange"}},
-    [R_TICKERS] = {"/v1/tickers", "GET", {NULL}},
-    [R_TICKER] = {"/v1/tickers/{exchange}/{symbol}", "GET", {NULL}},
-    [R_FX] = {"/v1/fx", "GET", {NULL}},
-    [R_POSITIONS] = {"/v1/positions", "GET, POST", {"all"}},
-    [R_POSITION] = {"/v1/positions/{id}", "GET", {NULL}},
+    [R_TICKERS] = {"/v1/tickers", "GET, HEAD", {NULL}},
+    [R_TICKER] = {"/v1/tickers/{exchange}/{symbol}", "GET, HEAD", {NULL}},
+    [R_FX] = {"/v1/fx", "GET, HEAD", {NULL}},
+    [R_POSITIONS] = {"/v1/positions", "GET, HEAD, POST", {"all"}},
+    [R_POSITION] = {"/v1/positions/{id}", "GET, HEAD", {NULL}},
     [R_POSITION_CLOSE] = {"/v1/positions/{id}/close", "POST", {NULL}},
-    [R_STREAM] = {"/v1/stream", "GET", {NULL}},
-    [R_HEALTHZ] = {"/healthz", "GET", {NULL}},
-    [R_READYZ] = {"/readyz", "GET", {NULL}},
+    [R_STREAM] = {"/v1/stream", "GET, HEAD", {NULL}},
+    [R_HEALTHZ] = {"/healthz", "GET, HEAD", {NULL}},
+    [R_READYZ] = {"/readyz", "GET, HEAD", {NULL}},
     [R_OTHER] = {"other", NULL, {NULL}},
 };
 
@@ -96,6 +97,7 @@ typedef struct api_req {
     char params[2][SRV_PARAM_MAX + 1];
     bool param_too_long;
     bool is_post;
+    bool is_head;
     bool checked; /* answer_early has run */
     char *body;   /* owned: the request body so far */
     size_t body_len;
@@ -488,13 +490,16 @@ static void free_keys(char **keys, size_t n)
     free(keys);
 }
 
-/* History entries as the API shows them: the stored premium plus its stream id. */
+/* History entries as the API shows them: the stored premium plus its stream id. The stored
+ * age_ms (the transform's, at computation) is dropped: in the API age_ms means "age at the
+ * response", which a past entry has only through its ts. */
 static json_t *history_body(api_entry *e, size_t n)
 {
     json_t *data = json_array();
     for (size_t i = 0; data && i < n; i++) {
         json_object_del(e[i].obj, "kind");
         json_object_del(e[i].obj, "v");
+        json_object_del(e[i].obj, "age_ms");
         json_object_set_new(e[i].obj, "id", json_string(e[i].id));
         json_array_append(data, e[i].obj);
     }
@@ -784,7 +789,7 @@ static void route_position_close(api_server *s, const api_req *q, reply *r)
         rd ? s->host->position_close(s->self, rd, id, request, &pos, err, sizeof err) : TF_EREDIS;
     api_redis_give(s->redis, rd, rc != TF_EREDIS);
     json_decref(request);
-    if (rc == TF_EINVAL) { /* already closed: the request was fine, the state is not */
+    if (rc == TF_ECONFLICT) { /* already closed: the request was fine, the state is not */
         reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s",
                     err[0] ? err : "the position is already closed");
         json_decref(pos);
@@ -1034,11 +1039,15 @@ static route match_route(api_req *q, const char *url)
     return R_OTHER;
 }
 
+/* A HEAD is answered as the GET it mirrors: libmicrohttpd sends that response's status and
+ * headers (Content-Length included) without the body. */
 static bool method_allowed(route rt, const char *method)
 {
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return rt == R_POSITIONS || rt == R_POSITION_CLOSE;
-    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 && rt != R_POSITION_CLOSE;
+    bool read =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    return read && rt != R_POSITION_CLOSE;
 }
 
 static void dispatch_get(api_server *s, struct MHD_Connection *conn, api_req *q, reply *r)
@@ -1068,6 +1077,11 @@ static void dispatch_get(api_server *s, struct MHD_Connection *conn, api_req *q,
         break;
     case R_STREAM:
         route_stream(s, conn, r);
+        /* libmicrohttpd 0.9.75 ends a chunked answer to a HEAD with "0\r\n\r\n", content a
+         * HEAD answer must not carry (RFC 9110 9.3.2). Unchunked, it sends the headers and
+         * closes; the stream's client is detached when the response is freed. */
+        if (q->is_head && r->status == MHD_HTTP_OK && r->resp)
+            MHD_set_response_options(r->resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
         break;
     case R_HEALTHZ:
         reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
@@ -1232,6 +1246,7 @@ static bool answer_early(api_server *s, struct MHD_Connection *conn, const char 
         return true;
     }
     q->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    q->is_head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (unauthorized(s, conn, q->route, q->is_post, r))
         return true;
     if (!params_ok(conn, q->route, r))

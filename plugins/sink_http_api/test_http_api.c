@@ -21,6 +21,7 @@
 #include "tf_common.h"
 #include "tf_metrics.h"
 #include "tf_plugin_harness.h"
+#include "tf_rawhttp.h"
 #include "tf_record.h"
 #include "tf_test.h"
 
@@ -514,16 +515,40 @@ static void test_unknown_route_and_method(void)
     resp r;
     http("POST", "/v1/premium", "{}", &r);
     CU_ASSERT_EQUAL(r.status, 405);
-    CU_ASSERT_STRING_EQUAL(r.allow, "GET");
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET, HEAD");
     free(r.body);
     http("DELETE", "/v1/positions", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 405);
-    CU_ASSERT_STRING_EQUAL(r.allow, "GET, POST");
+    CU_ASSERT_STRING_EQUAL(r.allow, "GET, HEAD, POST");
     free(r.body);
     http("GET", "/v1/positions/7/close", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 405);
     CU_ASSERT_STRING_EQUAL(r.allow, "POST");
     free(r.body);
+}
+
+/* HEAD wherever GET (RFC 9110 9.3.2): GET's status and header fields, no content; on the event
+ * stream the headers, then the end of the connection (no chunked trailer). */
+static void test_head_mirrors_get(void)
+{
+    json_decref(get_json("/v1/premium/BTC", 200)); /* the suite's premiums are in place */
+    const char *paths[] = {"/healthz",    "/v1/premium/BTC", "/v1/premium/DOGE", "/v1/fx",
+                           "/v1/tickers", "/v1/premium?x=1", "/v1/stream",       "/nope"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char why[512] = "";
+        bool same = tft_raw_head_matches_get(g_port, paths[i], NULL, NULL, why, sizeof why);
+        CU_ASSERT_TRUE(same);
+        if (!same)
+            fprintf(stderr, "HEAD %s: %s\n", paths[i], why);
+    }
+    tft_raw_response r; /* no GET on a close: no HEAD either */
+    CU_ASSERT_TRUE_FATAL(tft_raw_request(g_port, "HEAD", "/v1/positions/7/close", NULL, 3000, &r));
+    CU_ASSERT_EQUAL(r.status, 405);
+    char allow[32] = "";
+    CU_ASSERT_TRUE(tft_raw_header(&r, "Allow", allow, sizeof allow));
+    CU_ASSERT_STRING_EQUAL(allow, "POST");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    tft_raw_free(&r);
 }
 
 static void test_body_too_large(void)
@@ -647,7 +672,7 @@ static void xadd(const char *symbol, const char *id, double pct, int64_t ts)
     snprintf(json, sizeof json,
              "{\"kind\":\"premium\",\"symbol\":\"%s\",\"krw_exchange\":\"bithumb\","
              "\"global_exchange\":\"binance\",\"premium_pct\":%.2f,\"ts\":%" PRId64
-             ",\"stale\":false,\"v\":1}",
+             ",\"age_ms\":7,\"stale\":false,\"v\":1}",
              symbol, pct, ts);
     redisReply *r = tft_redis_cmd(g_redis_port, "XADD %s %s json %s", key, id, json);
     CU_ASSERT(r && r->type == REDIS_REPLY_STRING);
@@ -680,6 +705,8 @@ static void test_history(void)
     const json_t *e = json_array_get(json_object_get(j, "data"), 2);
     CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(e, "premium_pct")), 3.0, 1e-12);
     CU_ASSERT_PTR_NULL(json_object_get(e, "v"));
+    /* The stored age_ms (the transform's, at computation) is not an age at the response. */
+    CU_ASSERT_PTR_NULL(json_object_get(e, "age_ms"));
     json_decref(j);
 
     j = get_json("/v1/premium/HIST/history?limit=2", 200); /* the newest two */
@@ -1177,6 +1204,13 @@ static void test_positions(void)
     json_decref(j);
     free(r.body);
     expect_error("POST", close_path, exit_fill, 409, "conflict", NULL);
+    /* A malformed close is a bad request, even of a closed position: 409 is only for a
+     * well-formed close of a closed one. */
+    expect_error("POST", close_path,
+                 "{\"krw_price\":137900000,\"global_price\":95100,\"usdkrw\":1403,\"krw_prics\":1}",
+                 400, "bad_parameter", "krw_prics");
+    expect_error("POST", close_path, "{\"krw_price\":137900000}", 400, "bad_parameter", "together");
+    expect_error("POST", close_path, "[1]", 400, "bad_parameter", "body");
     expect_error("GET", "/v1/positions/pos-999999", NULL, 404, "not_found", NULL);
     expect_error("POST", "/v1/positions/pos-999999/close", exit_fill, 404, "not_found", NULL);
 }
@@ -1512,6 +1546,7 @@ int main(void)
         {"tickers and fx", test_tickers_and_fx},
         {"bad parameters are 400 naming them", test_bad_parameters},
         {"unknown route 404, wrong method 405 + Allow", test_unknown_route_and_method},
+        {"HEAD mirrors GET", test_head_mirrors_get},
         {"oversized body 413", test_body_too_large},
         {"ETag and If-None-Match 304", test_etag_304},
         {"staleness at request time", test_staleness_at_request_time},

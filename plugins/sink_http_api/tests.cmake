@@ -10,3 +10,10 @@ add_test(NAME openapi_valid
             ${TF_TEST_CLIENTS_DIR})
 set_tests_properties(openapi_valid PROPERTIES TIMEOUT 300 LABELS "docs"
     FIXTURES_REQUIRED test_clients)
+
+# Redocly CLI's recommended rules over docs/openapi.yaml: 0 errors, 0 warnings, nothing ignored.
+add_test(NAME openapi_lint
+    COMMAND bash ${TF_PLUGIN_TEST_DIR}/lint-openapi.sh ${CMAKE_SOURCE_DIR}/docs/openapi.yaml
+            ${TF_TEST_CLIENTS_DIR})
+set_tests_properties(openapi_lint PROPERTIES TIMEOUT 300 LABELS "docs"
+    FIXTURES_REQUIRED test_clients)

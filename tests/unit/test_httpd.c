@@ -16,6 +16,7 @@
 #include "tf_httpd.h"
 #include "tf_log.h"
 #include "tf_metrics.h"
+#include "tf_rawhttp.h"
 #include "tf_test.h"
 
 #define PROMTOOL "/usr/bin/promtool"
@@ -265,7 +266,7 @@ static void test_method_not_allowed(void)
         CU_ASSERT_EQUAL(r.code, 405);
         char allow[64] = "";
         CU_ASSERT_TRUE(header(&r, "Allow", allow, sizeof allow));
-        CU_ASSERT_STRING_EQUAL(allow, "GET");
+        CU_ASSERT_STRING_EQUAL(allow, "GET, HEAD");
         json_t *j = json_loads(r.body.p, 0, NULL);
         CU_ASSERT_PTR_NOT_NULL_FATAL(j);
         CU_ASSERT_STRING_EQUAL(
@@ -276,6 +277,31 @@ static void test_method_not_allowed(void)
     }
     tf_httpd_stop(h);
     CU_ASSERT_TRUE(api_requests("/metrics", "405") >= 3);
+}
+
+/* HEAD wherever GET (RFC 9110 9.3.2): a monitor that probes with HEAD gets GET's answer
+ * without its body, not a 405. */
+static void test_head_mirrors_get(void)
+{
+    tf_httpd *h = start_or_fail(NULL, NULL);
+    /* /metrics grows with every request (its own request counter): its length moves on. */
+    const char *const moving[] = {"Content-Length", NULL};
+    const char *paths[] = {"/metrics", "/healthz", "/readyz", "/nope"};
+    for (size_t i = 0; i < TF_ARRAY_LEN(paths); i++) {
+        char why[512] = "";
+        bool same = tft_raw_head_matches_get(tf_httpd_port(h), paths[i], NULL,
+                                             i == 0 ? moving : NULL, why, sizeof why);
+        CU_ASSERT_TRUE(same);
+        if (!same)
+            fprintf(stderr, "HEAD %s: %s\n", paths[i], why);
+    }
+    tft_raw_response r;
+    CU_ASSERT_TRUE_FATAL(tft_raw_request(tf_httpd_port(h), "HEAD", "/healthz", NULL, 3000, &r));
+    char length[16] = "";
+    CU_ASSERT_TRUE(tft_raw_header(&r, "Content-Length", length, sizeof length));
+    CU_ASSERT_STRING_EQUAL(length, "15"); /* {"status":"ok"}, which the GET sends */
+    tft_raw_free(&r);
+    tf_httpd_stop(h);
 }
 
 static void expect_start_error(const char *listen, const char *want)
@@ -355,6 +381,7 @@ int main(void)
         {"GET /readyz", test_readyz},
         {"404 for unknown paths", test_not_found},
         {"405 with Allow", test_method_not_allowed},
+        {"HEAD mirrors GET", test_head_mirrors_get},
         {"listen address errors", test_listen_errors},
         {"restart on the same port", test_restart_same_port},
         CU_TEST_INFO_NULL,

@@ -272,7 +272,7 @@ static void test_lifecycle(void)
     /* Closing twice is refused and changes nothing. */
     tf_fill other = {1, 1, 1};
     CU_ASSERT_EQUAL(tf_position_close(redis, prefix, "pos-1", &other, 0, &closed, err, sizeof err),
-                    TF_EINVAL);
+                    TF_ECONFLICT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "expected an open position"));
     CU_ASSERT_STRING_EQUAL(hget("pos-1", "exit_krw_price"), "137900000");
     CU_ASSERT_EQUAL(tf_position_close(redis, prefix, "pos-999", &exit, 0, &closed, err, sizeof err),
@@ -301,7 +301,7 @@ static void test_closed_by_other_client(void)
     CU_ASSERT_EQUAL(tf_position_close(other, prefix, p.id, &exit, 0, &a, err, sizeof err), TF_OK);
     tf_position b;
     CU_ASSERT_EQUAL(tf_position_close(redis, prefix, p.id, &exit, 0, &b, err, sizeof err),
-                    TF_EINVAL);
+                    TF_ECONFLICT);
     tf_redis_destroy(other);
 }
 
@@ -544,8 +544,22 @@ static void test_json_requests(void)
     assert_close(json_real_value(json_object_get(out, "realized_pnl_krw")), 463478.45);
     json_decref(out);
     CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "pos-1", fill, &out, err, sizeof err),
-                    TF_EINVAL);
+                    TF_ECONFLICT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "expected an open position"));
+    /* A malformed request is a bad request (the API's 400), whatever the position's state:
+     * only a well-formed close of a closed position is a conflict (409). */
+    json_t *malformed = json_pack("{s:f, s:f, s:f, s:b}", "krw_price", 1.0, "global_price", 1.0,
+                                  "usdkrw", 1.0, "krw_prics", 1);
+    CU_ASSERT_EQUAL(
+        tf_position_close_json(redis, prefix, "pos-1", malformed, &out, err, sizeof err),
+        TF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "krw_prics"));
+    json_decref(malformed);
+    malformed = json_pack("{s:f}", "krw_price", 1.0);
+    CU_ASSERT_EQUAL(
+        tf_position_close_json(redis, prefix, "pos-1", malformed, &out, err, sizeof err),
+        TF_EINVAL);
+    json_decref(malformed);
     CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "pos-9", fill, &out, err, sizeof err),
                     TF_ENOTFOUND);
     CU_ASSERT_EQUAL(tf_position_close_json(redis, prefix, "x", fill, &out, err, sizeof err),

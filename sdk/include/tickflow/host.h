@@ -238,7 +238,8 @@ typedef struct tf_host {
                          char *err, size_t err_size);
     /* Closes an open position at the current executable exit prices (or those in `request`,
      * which may be NULL): TF_OK and the closed position, TF_ENOTFOUND (unknown id), TF_EINVAL
-     * (already closed), TF_EVALUE (no fresh premium), TF_EREDIS. */
+     * (bad request, err names the field), TF_ECONFLICT (already closed), TF_EVALUE (no fresh
+     * premium), TF_EREDIS. */
     int (*position_close)(tf_instance *self, tf_redis *r, const char *id, const json_t *request,
                           json_t **out, char *err, size_t err_size);
     /* One position (with its cached live PnL under "live" when it is open and a value is

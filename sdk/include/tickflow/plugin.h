@@ -51,7 +51,8 @@ typedef enum tf_status {
     TF_EREDIS = -13,    /* Redis unreachable or returned an error */
     TF_EFENCED = -14,   /* write refused: the writer's fencing token is no longer current */
     TF_ESTOPPED = -15,  /* the runtime is stopping; the operation was abandoned */
-    TF_ENOTFOUND = -16  /* the requested item does not exist */
+    TF_ENOTFOUND = -16, /* the requested item does not exist */
+    TF_ECONFLICT = -17  /* the item's state refuses the operation (closing a closed position) */
 } tf_status;
 
 /* Option types. In YAML: string "text"; int 15; double 1.5; bool true/false/on/off;
