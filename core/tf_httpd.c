@@ -296,10 +296,8 @@ static void count_request(const tf_httpd *h, const char *route, unsigned status,
     char code[16];
     snprintf(code, sizeof code, "%u", status);
     const char *label = route ? route : "other";
-    /* pipeline "": the runtime's own listener belongs to no pipeline; the http_api sink
-     * shares these families with its pipeline's name (Prometheus reads "" as absent). */
-    tf_metric_add(h->requests, (const char *[]){"", label, code}, 1);
-    tf_metric_observe(h->duration, (const char *[]){"", label}, mono_seconds() - t0);
+    tf_metric_add(h->requests, (const char *[]){label, code}, 1);
+    tf_metric_observe(h->duration, (const char *[]){label}, mono_seconds() - t0);
 }
 
 /* Every route answers from the request line alone. The reply is queued on the second call:
@@ -343,16 +341,21 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     TF_WARN(COMPONENT, "libmicrohttpd: %s", msg);
 }
 
+/* Families of their own: the http_api sink's routes are counted in tickflow_api_requests_total,
+ * so a scrape or probe never mixes with API traffic (and an error-rate rule on one is not
+ * diluted by the other). The listener belongs to no pipeline, so there is no pipeline label. */
 static int register_metrics(tf_httpd *h)
 {
-    static const char *const req_labels[] = {"pipeline", "route", "code", NULL};
-    static const char *const dur_labels[] = {"pipeline", "route", NULL};
-    h->requests = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_api_requests_total",
-                                      "Requests served by the runtime listener (/metrics, "
-                                      "/healthz, /readyz; other paths as route=\"other\").",
-                                      req_labels, NULL, 0);
-    h->duration = tf_metrics_register(TF_METRIC_HISTOGRAM, "tickflow_api_request_duration_seconds",
-                                      "Time the runtime listener spent producing a response.",
+    static const char *const req_labels[] = {"route", "code", NULL};
+    static const char *const dur_labels[] = {"route", NULL};
+    h->requests = tf_metrics_register(
+        TF_METRIC_COUNTER, "tickflow_metrics_listener_requests_total",
+        "Requests served by the metrics listener (metrics.listen), by route and HTTP status",
+        req_labels, NULL, 0);
+    h->duration = tf_metrics_register(TF_METRIC_HISTOGRAM,
+                                      "tickflow_metrics_listener_request_duration_seconds",
+                                      "Time the metrics listener spent producing a response, by "
+                                      "route",
                                       dur_labels, NULL, 0);
     return h->requests && h->duration ? 0 : -1;
 }

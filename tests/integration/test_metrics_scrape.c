@@ -411,7 +411,7 @@ static void test_scrape_has_the_series_alerts_read(void)
     CU_ASSERT(!any_sample_equals(text, "tickflow_redis_up", 0));
     /* The scrapes that waited for start-up were counted. */
     const char *scrapes[] = {"route=\"/metrics\"", "code=\"200\"", NULL};
-    CU_ASSERT(value_or(text, "tickflow_api_requests_total", scrapes, 0) >= 1);
+    CU_ASSERT(value_or(text, "tickflow_metrics_listener_requests_total", scrapes, 0) >= 1);
     free(text);
 }
 
