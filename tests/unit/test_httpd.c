@@ -1,15 +1,21 @@
 /*
  * tf_httpd over real loopback HTTP (libcurl): /metrics content and promtool's verdict,
  * /healthz, /readyz from the callback, 404 and 405 bodies, request metrics, listen address
- * errors, and start/stop cycles (leaks show under ASan).
+ * errors, the per-address connection limit and its log, and start/stop cycles (leaks show
+ * under ASan).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -335,6 +341,78 @@ static void test_restart_same_port(void)
     }
 }
 
+/* More connections from one address than its limit (16): the extra ones are closed. */
+#define HELD_CONNECTIONS    24
+#define REFUSED_CONNECTIONS (HELD_CONNECTIONS - 16)
+#define REFUSAL_WAIT_MS     10000
+
+typedef struct held {
+    int fds[HELD_CONNECTIONS];
+} held;
+
+static int connect_idle(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* How many of the held connections the listener has closed (EOF or reset). */
+static bool refusals_seen(void *arg)
+{
+    const held *h = arg;
+    int closed = 0;
+    for (int i = 0; i < HELD_CONNECTIONS; i++) {
+        char c;
+        ssize_t n = recv(h->fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
+        closed += n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    return closed >= REFUSED_CONNECTIONS;
+}
+
+/* A client past its limit is refused connection by connection, but the log says so once. */
+static void test_connection_limit_logged_once(void)
+{
+    tf_httpd *h = start_or_fail(NULL, NULL);
+    char *dir = tft_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stderr.log", dir);
+    int log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CU_ASSERT_FATAL(log_fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    held conns;
+    for (int i = 0; i < HELD_CONNECTIONS; i++)
+        conns.fds[i] = connect_idle(tf_httpd_port(h));
+    bool refused = tft_wait_until(refusals_seen, &conns, REFUSAL_WAIT_MS);
+    for (int i = 0; i < HELD_CONNECTIONS; i++)
+        if (conns.fds[i] >= 0)
+            close(conns.fds[i]);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(log_fd);
+    int lines = tft_file_count(path, "connection limit");
+    tft_rmdir(dir);
+    free(dir);
+    CU_ASSERT_TRUE(refused);
+    fprintf(stderr, "\n%d connections refused, %d log line(s)\n", REFUSED_CONNECTIONS, lines);
+    CU_ASSERT_EQUAL(lines, 1);
+    /* Once the client let go, it is served again. */
+    response r;
+    CU_ASSERT_TRUE(request(tf_httpd_port(h), "GET", "/healthz", &r));
+    CU_ASSERT_EQUAL(r.code, 200);
+    response_free(&r);
+    tf_httpd_stop(h);
+}
+
 static int suite_init(void)
 {
     /* As the runtime does: a peer closing early must not kill the process. */
@@ -360,6 +438,7 @@ int main(void)
         {"405 with Allow", test_method_not_allowed},
         {"listen address errors", test_listen_errors},
         {"restart on the same port", test_restart_same_port},
+        {"connection limit: refused, logged once", test_connection_limit_logged_once},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("httpd", tests, suite_init, suite_cleanup);
