@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,24 @@
 #define COMPONENT "httpd"
 
 /* Scrapers and probes hold few connections; these bounds keep a misbehaving client from
- * exhausting descriptors or holding a connection open forever. */
+ * exhausting descriptors or holding a connection open forever. A stopped or stalled process
+ * cannot accept, but the kernel still completes handshakes for it, up to the listen backlog in
+ * the accept queue and about as many half-done in the SYN queue (Linux): every scrape that a
+ * scraper gave up on meanwhile waits there, and the resumed listener accepts them all at once.
+ * A small backlog bounds that pile well below the per-address limit, so it is served (or found
+ * closed by its client) and dropped without refusing the scraper's next connection; attempts
+ * past it are not completed by the kernel and fail at their client, as the scraper already
+ * decided. Direct connections never queue long: the listener thread accepts at once. */
 #define HTTPD_TIMEOUT_S        10
 #define HTTPD_MAX_CONNECTIONS  64
 #define HTTPD_MAX_PER_IP       16
-#define HTTPD_LISTEN_BACKLOG   64
+#define HTTPD_LISTEN_BACKLOG   4
 #define HTTPD_HEALTH_DETAIL_SZ 4096
+/* libmicrohttpd logs one line per refused connection: a flood of them is summarised. */
+#define HTTPD_LOG_WINDOW_MS 10000
+
+_Static_assert(2 * (HTTPD_LISTEN_BACKLOG + 1) < HTTPD_MAX_PER_IP,
+               "the connections a stopped listener leaves queued must fit one address's limit");
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_JSON    "application/json"
@@ -41,6 +54,13 @@ struct tf_httpd {
     void *health_arg; /* lent by the caller */
     tf_metric *requests;
     tf_metric *duration;
+
+    /* libmicrohttpd's messages, under log_lock: the last one logged and when, and how many
+     * repeats of it were held back since. */
+    pthread_mutex_t log_lock;
+    char last_msg[256];
+    double last_msg_at;
+    unsigned long held_back;
 };
 
 /* A response under construction: status, body (malloc'd, handed to MHD) and content type. */
@@ -298,10 +318,8 @@ static void count_request(const tf_httpd *h, const char *route, unsigned status,
     char code[16];
     snprintf(code, sizeof code, "%u", status);
     const char *label = route ? route : "other";
-    /* pipeline "": the runtime's own listener belongs to no pipeline; the http_api sink
-     * shares these families with its pipeline's name (Prometheus reads "" as absent). */
-    tf_metric_add(h->requests, (const char *[]){"", label, code}, 1);
-    tf_metric_observe(h->duration, (const char *[]){"", label}, mono_seconds() - t0);
+    tf_metric_add(h->requests, (const char *[]){label, code}, 1);
+    tf_metric_observe(h->duration, (const char *[]){label}, mono_seconds() - t0);
 }
 
 /* Every route answers from the request line alone. The reply is queued on the second call:
@@ -333,28 +351,56 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return rc;
 }
 
-/* libmicrohttpd's own diagnostics (bad requests, accept failures) go to our log. */
+/* libmicrohttpd's own diagnostics (bad requests, accept failures, refused connections) go to
+ * our log. The same message repeated within HTTPD_LOG_WINDOW_MS is counted instead of logged,
+ * and the count is reported with the next line that is logged: a burst of refused connections
+ * costs one line, not one per connection. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
-    TF_UNUSED(cls);
-    char msg[512];
+    tf_httpd *h = cls;
+    char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    TF_WARN(COMPONENT, "libmicrohttpd: %s", msg);
+    double now = mono_seconds();
+    pthread_mutex_lock(&h->log_lock);
+    bool repeat = strcmp(msg, h->last_msg) == 0 &&
+                  (now - h->last_msg_at) * 1000.0 < (double)HTTPD_LOG_WINDOW_MS;
+    unsigned long held = 0;
+    if (repeat) {
+        h->held_back++;
+    } else {
+        held = h->held_back;
+        h->held_back = 0;
+        snprintf(h->last_msg, sizeof h->last_msg, "%s", msg);
+        h->last_msg_at = now;
+    }
+    pthread_mutex_unlock(&h->log_lock);
+    if (repeat)
+        return;
+    if (held > 0)
+        TF_WARN(COMPONENT, "libmicrohttpd: %s (%lu repeats of the previous message not logged)",
+                msg, held);
+    else
+        TF_WARN(COMPONENT, "libmicrohttpd: %s", msg);
 }
 
+/* Families of their own: the http_api sink's routes are counted in tickflow_api_requests_total,
+ * so a scrape or probe never mixes with API traffic (and an error-rate rule on one is not
+ * diluted by the other). The listener belongs to no pipeline, so there is no pipeline label. */
 static int register_metrics(tf_httpd *h)
 {
-    static const char *const req_labels[] = {"pipeline", "route", "code", NULL};
-    static const char *const dur_labels[] = {"pipeline", "route", NULL};
-    h->requests = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_api_requests_total",
-                                      "Requests served by the runtime listener (/metrics, "
-                                      "/healthz, /readyz; other paths as route=\"other\").",
-                                      req_labels, NULL, 0);
-    h->duration = tf_metrics_register(TF_METRIC_HISTOGRAM, "tickflow_api_request_duration_seconds",
-                                      "Time the runtime listener spent producing a response.",
+    static const char *const req_labels[] = {"route", "code", NULL};
+    static const char *const dur_labels[] = {"route", NULL};
+    h->requests = tf_metrics_register(
+        TF_METRIC_COUNTER, "tickflow_metrics_listener_requests_total",
+        "Requests served by the metrics listener (metrics.listen), by route and HTTP status",
+        req_labels, NULL, 0);
+    h->duration = tf_metrics_register(TF_METRIC_HISTOGRAM,
+                                      "tickflow_metrics_listener_request_duration_seconds",
+                                      "Time the metrics listener spent producing a response, by "
+                                      "route",
                                       dur_labels, NULL, 0);
     return h->requests && h->duration ? 0 : -1;
 }
@@ -365,7 +411,7 @@ static struct MHD_Daemon *start_daemon(tf_httpd *h, int fd, int family)
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-                            NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                            h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPD_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_CONNECTIONS,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_PER_IP,
@@ -379,8 +425,9 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
     tf_httpd *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errsz, "out of memory");
-        goto fail;
+        return NULL;
     }
+    pthread_mutex_init(&h->log_lock, NULL);
     h->health = health;
     h->health_arg = health_arg;
     if (register_metrics(h) != 0) {
@@ -406,6 +453,7 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
 fail:
     if (fd >= 0)
         close(fd);
+    pthread_mutex_destroy(&h->log_lock);
     free(h);
     return NULL;
 }
@@ -420,5 +468,6 @@ void tf_httpd_stop(tf_httpd *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->log_lock);
     free(h);
 }

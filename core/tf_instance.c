@@ -336,7 +336,7 @@ static tf_redis *host_redis_open(tf_instance *self)
         tf_log(TF_LOG_ERROR, self->component, "Redis needed, but no redis: section is configured");
         return NULL;
     }
-    return tf_redis_create(self->redis, self->component);
+    return tf_redis_create_for(self->redis, self->component, self->pipeline);
 }
 
 static void *host_redis_command(tf_redis *r, int argc, const char **argv, const size_t *lens)

@@ -90,6 +90,7 @@ struct tf_lease {
 
     tf_metric *m_held;
     tf_metric *m_transitions;
+    tf_metric *m_acquisitions;
     tf_metric *m_fence;
 };
 
@@ -116,18 +117,21 @@ static void publish_metrics(tf_lease *l)
         tf_metric_set(l->m_fence, labels, (double)l->fence);
 }
 
-/* Moves to `next`, counting transitions into or out of HELD. Returns the previous state. */
+/* Moves to `next`, counting transitions into or out of HELD, and acquisitions (into HELD):
+ * summed over the replicas, those say how often the pipeline changed hands. Returns the
+ * previous state. */
 static tf_lease_state set_state(tf_lease *l, tf_lease_state next)
 {
     pthread_mutex_lock(&l->lock);
     tf_lease_state prev = l->state;
     l->state = next;
+    const char *labels[] = {l->pipeline};
     if ((prev == TF_LEASE_HELD) != (next == TF_LEASE_HELD)) {
         l->transitions++;
-        const char *labels[] = {l->pipeline};
-        if (l->m_transitions)
-            tf_metric_add(l->m_transitions, labels, 1.0);
+        tf_metric_add(l->m_transitions, labels, 1.0);
     }
+    if (prev != TF_LEASE_HELD && next == TF_LEASE_HELD)
+        tf_metric_add(l->m_acquisitions, labels, 1.0);
     if (next != TF_LEASE_HELD)
         l->valid_until = 0;
     publish_metrics(l);
@@ -429,12 +433,16 @@ static void register_metrics(tf_lease *l)
     l->m_transitions =
         tf_metrics_register(TF_METRIC_COUNTER, "tickflow_lease_transitions_total",
                             "Times this replica gained or lost the lease", names, NULL, 0);
+    l->m_acquisitions =
+        tf_metrics_register(TF_METRIC_COUNTER, "tickflow_lease_acquisitions_total",
+                            "Times this replica acquired the lease", names, NULL, 0);
     l->m_fence = tf_metrics_register(TF_METRIC_GAUGE, "tickflow_lease_fence",
                                      "Fencing token of the last acquisition by this replica", names,
                                      NULL, 0);
     const char *labels[] = {l->pipeline};
-    if (l->m_transitions)
-        tf_metric_add(l->m_transitions, labels, 0.0);
+    /* Both series exist from the start, so increase() sees the first acquisition. */
+    tf_metric_add(l->m_transitions, labels, 0.0);
+    tf_metric_add(l->m_acquisitions, labels, 0.0);
     publish_metrics(l);
 }
 

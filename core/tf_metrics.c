@@ -29,6 +29,7 @@ typedef struct series {
     uint64_t inf_count; /* histogram: observations above the last bound */
     double sum;
     uint64_t count;
+    bool removed; /* not exported until its next update (tf_metric_remove) */
 } series;
 
 struct tf_metric {
@@ -505,8 +506,10 @@ void tf_metric_add(tf_metric *m, const char *const *label_values, double v)
         return;
     pthread_mutex_lock(&m->lock);
     series *s = series_get(m, label_values, true);
-    if (s)
+    if (s) {
         s->value += v;
+        s->removed = false;
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -516,8 +519,23 @@ void tf_metric_set(tf_metric *m, const char *const *label_values, double v)
         return;
     pthread_mutex_lock(&m->lock);
     series *s = series_get(m, label_values, true);
-    if (s)
+    if (s) {
         s->value = v;
+        s->removed = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The series keeps its slot: label sets are bounded, and open addressing would need its probe
+ * chains repaired on a real delete. */
+void tf_metric_remove(tf_metric *m, const char *const *label_values)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    series *s = series_get(m, label_values, false);
+    if (s)
+        s->removed = true;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -538,6 +556,7 @@ void tf_metric_observe(tf_metric *m, const char *const *label_values, double v)
         s->inf_count++;
     s->sum += v;
     s->count++;
+    s->removed = false;
 out:
     pthread_mutex_unlock(&m->lock);
 }
@@ -550,7 +569,7 @@ double tf_metric_value(tf_metric *m, const char *const *label_values)
     double v = 0;
     pthread_mutex_lock(&m->lock);
     const series *s = series_get(m, label_values, false);
-    if (s)
+    if (s && !s->removed)
         v = m->type == TF_METRIC_HISTOGRAM ? (double)s->count : s->value;
     pthread_mutex_unlock(&m->lock);
     return v;
@@ -688,7 +707,7 @@ static int render_family(sbuf *b, const tf_metric *m)
         return -1;
     size_t n = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i])
+        if (m->slots[i] && !m->slots[i]->removed)
             list[n++] = m->slots[i];
     g_sort_labels = m->n_labels;
     qsort(list, n, sizeof *list, series_cmp);

@@ -23,7 +23,11 @@ tf_metric *tf_metrics_register(tf_metric_type type, const char *name, const char
 void tf_metric_add(tf_metric *m, const char *const *label_values, double v);
 void tf_metric_set(tf_metric *m, const char *const *label_values, double v);     /* gauge */
 void tf_metric_observe(tf_metric *m, const char *const *label_values, double v); /* histogram */
-/* Current value of a counter or gauge series (0 if it does not exist); for tests and status. */
+/* Stops exporting the series until it is updated again (a state that no longer applies, e.g.
+ * tickflow_redis_up of an idle connection). Does nothing when it does not exist. */
+void tf_metric_remove(tf_metric *m, const char *const *label_values);
+/* Current value of a counter or gauge series (0 if it does not exist or was removed); for tests
+ * and status. */
 double tf_metric_value(tf_metric *m, const char *const *label_values);
 
 /* Number of label names the family was registered with. */

@@ -19,6 +19,7 @@
 #include "tf_log.h"
 #include "tf_metrics.h"
 #include "tf_record.h"
+#include "tf_redis.h"
 
 struct tf_pipeline {
     const tf_pipeline_config *cfg; /* borrowed */
@@ -324,8 +325,12 @@ static bool lease_allows(tf_pipeline *p, uint64_t *fence)
     if (holder && !p->was_holder)
         tf_log(TF_LOG_INFO, p->component, "running ticks (lease held, fence %llu)",
                (unsigned long long)*fence);
-    else if (!holder && p->was_holder)
+    else if (!holder && p->was_holder) {
         tf_log(TF_LOG_INFO, p->component, "standing by (lease not held)");
+        /* Its plugins' Redis connections are no longer needed here: a standby must not report
+         * them down (TickflowRedisDown would page a healthy deployment). */
+        tf_redis_idle_pipeline(p->cfg->name);
+    }
     p->was_holder = holder;
     return holder;
 }

@@ -1,8 +1,9 @@
 /*
  * tf_redis: one synchronous hiredis connection that reconnects by itself, with full-jitter
  * exponential backoff between attempts, state changes logged once, and the
- * tickflow_redis_up / tickflow_redis_reconnects_total metrics. Writing to a socket the server
- * closed raises SIGPIPE: the process ignores it (tf_runtime_init, tft_run_suite).
+ * tickflow_redis_up / tickflow_redis_idle / tickflow_redis_reconnects_total metrics. Writing to
+ * a socket the server closed raises SIGPIPE: the process ignores it (tf_runtime_init,
+ * tft_run_suite).
  */
 #include "tf_redis.h"
 
@@ -11,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,9 +58,24 @@ struct tf_redis {
     sha_entry sha[TF_REDIS_SHA_CACHE];
     size_t sha_next;
 
+    char *pipeline; /* NULL unless opened for a pipeline's plugin; set once at creation */
+    tf_redis *next; /* in g_all, under g_all_lock */
+
+    /* What the metrics say, under export_lock (tf_redis_idle_pipeline runs on another thread):
+     * a connection is in use from its first command until its pipeline goes on standby, and
+     * only then does tickflow_redis_up tell whether it is established. */
+    pthread_mutex_t export_lock;
+    bool in_use;
+    bool connected;
+
     tf_metric *m_up;
+    tf_metric *m_idle;
     tf_metric *m_reconnects;
 };
+
+/* Every live connection, so that a pipeline going on standby can mark its plugins' idle. */
+static pthread_mutex_t g_all_lock = PTHREAD_MUTEX_INITIALIZER;
+static tf_redis *g_all;
 
 /* --- helpers --- */
 
@@ -96,11 +113,33 @@ static void schedule_retry(tf_redis *r)
     r->retry_at = tf_mono_ms() + (int64_t)(next_random(r) % (uint64_t)(ceiling + 1));
 }
 
-static void set_up_metric(tf_redis *r, bool up)
+/* Caller holds export_lock. A connection nothing uses is neither up nor down: it is not
+ * exported as down, which the alert rules would read as an outage (docs/metrics.md). */
+static void export_state(const tf_redis *r)
 {
     const char *labels[] = {r->who};
-    if (r->m_up)
-        tf_metric_set(r->m_up, labels, up ? 1.0 : 0.0);
+    if (r->in_use)
+        tf_metric_set(r->m_up, labels, r->connected ? 1.0 : 0.0);
+    else
+        tf_metric_remove(r->m_up, labels);
+    tf_metric_set(r->m_idle, labels, r->in_use ? 0.0 : 1.0);
+}
+
+static void set_connected(tf_redis *r, bool connected)
+{
+    pthread_mutex_lock(&r->export_lock);
+    r->connected = connected;
+    export_state(r);
+    pthread_mutex_unlock(&r->export_lock);
+}
+
+/* Every command (and every read of a subscribed connection) puts the connection in use. */
+static void note_use(tf_redis *r)
+{
+    pthread_mutex_lock(&r->export_lock);
+    r->in_use = true;
+    export_state(r);
+    pthread_mutex_unlock(&r->export_lock);
 }
 
 static struct timeval ms_to_timeval(int64_t ms)
@@ -124,7 +163,7 @@ static void free_context(tf_redis *r)
         redisFree(r->ctx);
         r->ctx = NULL;
     }
-    set_up_metric(r, false);
+    set_connected(r, false);
 }
 
 /* The connection broke while in use: drop it and wait for the backoff before reconnecting. */
@@ -231,7 +270,7 @@ static void note_connected(tf_redis *r)
     r->down_logged = false;
     r->failures = 0;
     r->attempts = 0;
-    set_up_metric(r, true);
+    set_connected(r, true);
 }
 
 static void note_connect_failure(tf_redis *r, const char *why)
@@ -292,11 +331,59 @@ static redisReply *checked_reply(tf_redis *r, redisReply *reply)
 
 /* --- public API --- */
 
+static void register_metrics(tf_redis *r)
+{
+    const char *label_names[] = {"who", NULL};
+    r->m_up = tf_metrics_register(TF_METRIC_GAUGE, "tickflow_redis_up",
+                                  "1 while this Redis connection is established, 0 while it is "
+                                  "needed and down; absent while idle",
+                                  label_names, NULL, 0);
+    r->m_idle = tf_metrics_register(TF_METRIC_GAUGE, "tickflow_redis_idle",
+                                    "1 while nothing on this replica needs this Redis connection",
+                                    label_names, NULL, 0);
+    r->m_reconnects = tf_metrics_register(
+        TF_METRIC_COUNTER, "tickflow_redis_reconnects_total",
+        "Connections re-established after a loss or a failed first attempt", label_names, NULL, 0);
+    const char *labels[] = {r->who};
+    if (r->m_reconnects)
+        tf_metric_add(r->m_reconnects, labels, 0.0); /* the series exists from the start */
+    pthread_mutex_lock(&r->export_lock);
+    export_state(r); /* idle until its first command */
+    pthread_mutex_unlock(&r->export_lock);
+}
+
+static void link_connection(tf_redis *r)
+{
+    pthread_mutex_lock(&g_all_lock);
+    r->next = g_all;
+    g_all = r;
+    pthread_mutex_unlock(&g_all_lock);
+}
+
+static void unlink_connection(tf_redis *r)
+{
+    pthread_mutex_lock(&g_all_lock);
+    for (tf_redis **at = &g_all; *at; at = &(*at)->next) {
+        if (*at == r) {
+            *at = r->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_all_lock);
+}
+
 tf_redis *tf_redis_create(const tf_redis_settings *settings, const char *who)
+{
+    return tf_redis_create_for(settings, who, NULL);
+}
+
+tf_redis *tf_redis_create_for(const tf_redis_settings *settings, const char *who,
+                              const char *pipeline)
 {
     tf_redis *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    pthread_mutex_init(&r->export_lock, NULL);
     r->host = strdup(settings->host && settings->host[0] ? settings->host : "127.0.0.1");
     r->port = settings->port > 0 ? settings->port : 6379;
     r->db = settings->db;
@@ -307,21 +394,14 @@ tf_redis *tf_redis_create(const tf_redis_settings *settings, const char *who)
     r->command_timeout_ms = settings->command_timeout_ms > 0 ? settings->command_timeout_ms
                                                              : TF_REDIS_DEFAULT_COMMAND_MS;
     r->who = strdup(who ? who : "redis");
-    if (!r->host || !r->who || (settings->user && !r->user) || (settings->password && !r->password))
+    r->pipeline = dup_or_null(pipeline);
+    if (!r->host || !r->who || (settings->user && !r->user) ||
+        (settings->password && !r->password) || (pipeline && !r->pipeline))
         goto fail;
     seed_random(r);
     r->retry_at = tf_mono_ms();
-    const char *label_names[] = {"who", NULL};
-    r->m_up =
-        tf_metrics_register(TF_METRIC_GAUGE, "tickflow_redis_up",
-                            "1 while this Redis connection is established", label_names, NULL, 0);
-    r->m_reconnects = tf_metrics_register(
-        TF_METRIC_COUNTER, "tickflow_redis_reconnects_total",
-        "Connections re-established after a loss or a failed first attempt", label_names, NULL, 0);
-    set_up_metric(r, false);
-    const char *labels[] = {r->who};
-    if (r->m_reconnects)
-        tf_metric_add(r->m_reconnects, labels, 0.0); /* the series exists from the start */
+    register_metrics(r);
+    link_connection(r);
     return r;
 fail:
     tf_redis_destroy(r);
@@ -332,17 +412,41 @@ void tf_redis_destroy(tf_redis *r)
 {
     if (!r)
         return;
+    unlink_connection(r);
     if (r->ctx)
-        free_context(r);
+        redisFree(r->ctx);
+    /* A connection that no longer exists is exported neither as down nor as idle. */
+    const char *labels[] = {r->who};
+    if (r->who) {
+        tf_metric_remove(r->m_up, labels);
+        tf_metric_remove(r->m_idle, labels);
+    }
+    pthread_mutex_destroy(&r->export_lock);
     free(r->host);
     free(r->user);
     free(r->password);
     free(r->who);
+    free(r->pipeline);
     free(r);
+}
+
+void tf_redis_idle_pipeline(const char *pipeline)
+{
+    pthread_mutex_lock(&g_all_lock);
+    for (tf_redis *r = g_all; r; r = r->next) {
+        if (!r->pipeline || strcmp(r->pipeline, pipeline) != 0)
+            continue;
+        pthread_mutex_lock(&r->export_lock);
+        r->in_use = false;
+        export_state(r);
+        pthread_mutex_unlock(&r->export_lock);
+    }
+    pthread_mutex_unlock(&g_all_lock);
 }
 
 redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...)
 {
+    note_use(r);
     if (!ensure_connected(r))
         return NULL;
     va_list ap;
@@ -354,6 +458,7 @@ redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...)
 
 redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, const size_t *lens)
 {
+    note_use(r);
     if (!ensure_connected(r))
         return NULL;
     return checked_reply(r, redisCommandArgv(r->ctx, argc, argv, lens));
@@ -361,6 +466,7 @@ redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, cons
 
 int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t *lens)
 {
+    note_use(r);
     if (!ensure_connected(r))
         return TF_EREDIS;
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
@@ -374,6 +480,7 @@ int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t 
 redisReply *tf_redis_get_reply(tf_redis *r)
 {
     /* Never reconnects: the replies of the appended commands died with the old connection. */
+    note_use(r);
     if (!r->ctx)
         return NULL;
     void *reply = NULL;
@@ -388,6 +495,7 @@ redisReply *tf_redis_get_reply(tf_redis *r)
 int tf_redis_read_reply(tf_redis *r, int64_t timeout_ms, redisReply **out)
 {
     *out = NULL;
+    note_use(r);
     if (!r->ctx)
         return TF_EREDIS;
     void *reply = NULL;

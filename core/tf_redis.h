@@ -17,9 +17,20 @@
 
 typedef struct tf_redis tf_redis;
 
-/* `who` names the owner in logs ("lease/kimchi"). Copies the settings; does not connect. */
+/* `who` names the owner in logs and in the `who` label ("lease/kimchi"). Copies the settings;
+ * does not connect. The connection is idle (tickflow_redis_idle 1, no tickflow_redis_up
+ * series) until its first command; from then on tickflow_redis_up says whether it is
+ * established. */
 tf_redis *tf_redis_create(const tf_redis_settings *settings, const char *who);
+/* The same, for a plugin of `pipeline` (copied): tf_redis_idle_pipeline reaches it. */
+tf_redis *tf_redis_create_for(const tf_redis_settings *settings, const char *who,
+                              const char *pipeline);
 void tf_redis_destroy(tf_redis *r);
+
+/* `pipeline` went on standby on this replica: its plugins' connections are idle again until
+ * their next command, so a connection that failed while the pipeline ran here (or that it
+ * never needed) is not exported as down. Any thread. */
+void tf_redis_idle_pipeline(const char *pipeline);
 
 /* Runs one command, connecting first if needed. Returns the reply (caller frees it with
  * freeReplyObject) or NULL when Redis is unreachable or the connection failed (the context is

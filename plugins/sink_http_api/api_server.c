@@ -1605,8 +1605,7 @@ void api_server_register_metrics(api_server *s)
     if (!requests || !duration)
         h->log(s->self, TF_LOG_WARN,
                "request metrics disabled: tickflow_api_requests_total or "
-               "tickflow_api_request_duration_seconds is already registered with other labels "
-               "(the runtime's metrics listener)");
+               "tickflow_api_request_duration_seconds is already registered with other labels");
 }
 
 static char *dup_or_null(const char *s)

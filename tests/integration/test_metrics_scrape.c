@@ -3,7 +3,9 @@
  * against a private redis-server): /metrics is served as Prometheus text that `promtool check
  * metrics` accepts, with the series the alert rules (docs/alerts.yaml) read; /healthz answers
  * 200; /readyz answers 200 with each pipeline's state, turns 503 within the lease ttl (plus a
- * margin) once Redis is stopped, and comes back to 200 when Redis is restarted.
+ * margin) once Redis is stopped, and comes back to 200 when Redis is restarted. Scrapes
+ * abandoned while the process is stopped (SIGSTOP) do not pile up: once resumed it answers at
+ * once and logs no "connection limit" storm.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -11,6 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +33,17 @@
 #define RECOVER_TIMEOUT_MS  15000
 #define PROMTOOL_TIMEOUT_MS 60000
 #define HTTP_TIMEOUT_MS     5000
+/* Scrapes sent to a stopped replica, each given up by its client: more than the listener's
+ * connection limits (64, 16 per address) so that, accumulated, they would hit both. */
+#define ABANDONED_SCRAPES 80
+/* How long a scraper waits before giving up (Prometheus: scrape_timeout). */
+#define SCRAPER_PATIENCE_MS 300
+/* A scrape of a resumed replica: its own rendering plus scheduling on a loaded machine, and
+ * one SYN retransmit (1 s) when it raced the listener draining its queue. */
+#define RESUMED_SCRAPE_MS 2000
+/* Scrapes after the resume cover the kernel's first two SYN-ACK retransmits (1 s, 3 s). */
+#define AFTER_RESUME_MS  4000
+#define SCRAPE_PACING_MS 100
 
 static char *dir;
 static tft_redis *redis;
@@ -411,7 +429,7 @@ static void test_scrape_has_the_series_alerts_read(void)
     CU_ASSERT(!any_sample_equals(text, "tickflow_redis_up", 0));
     /* The scrapes that waited for start-up were counted. */
     const char *scrapes[] = {"route=\"/metrics\"", "code=\"200\"", NULL};
-    CU_ASSERT(value_or(text, "tickflow_api_requests_total", scrapes, 0) >= 1);
+    CU_ASSERT(value_or(text, "tickflow_metrics_listener_requests_total", scrapes, 0) >= 1);
     free(text);
 }
 
@@ -492,6 +510,69 @@ static void test_readyz_follows_redis(void)
     CU_ASSERT(tft_wait_until(both_running, NULL, RECOVER_TIMEOUT_MS));
 }
 
+/* Connects to the listener without blocking and sends a scrape request when the connection
+ * is made at once; -1 when no socket could be created. The kernel completes the handshake of
+ * a stopped process up to the listen backlog; past it the connection stays pending. */
+static int start_abandoned_scrape(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char request[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        (void)!send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
+    return fd;
+}
+
+/* A scraper that gives up on a stopped replica leaves its connections in the listen queue (the
+ * kernel accepts them while the process cannot). Resumed, the listener must not drown in them:
+ * a new scrape is answered at once and the log has no "connection limit" storm (a replica
+ * resumed from SIGSTOP once logged 33 such lines). */
+static void test_scrapes_abandoned_while_stopped_are_dropped(void)
+{
+    int before = tft_file_count(proc.log, "connection limit");
+    CU_ASSERT_EQUAL_FATAL(kill(proc.pid, SIGSTOP), 0);
+    int fds[ABANDONED_SCRAPES];
+    for (int i = 0; i < ABANDONED_SCRAPES; i++)
+        fds[i] = start_abandoned_scrape();
+    tft_sleep_ms(SCRAPER_PATIENCE_MS); /* the scraper's own timeout, not a wait on a condition */
+    for (int i = 0; i < ABANDONED_SCRAPES; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    CU_ASSERT_EQUAL_FATAL(kill(proc.pid, SIGCONT), 0);
+    /* Scrape for a few seconds after the resume: handshakes the kernel left half-done complete
+     * only when it retransmits their SYN-ACK (after 1 s, then 3 s), and each must be dropped
+     * too. Every scrape must be answered promptly. */
+    long long resumed = tft_mono_ms();
+    long long slowest = 0;
+    int scrapes = 0;
+    int failed = 0;
+    while (tft_mono_ms() - resumed < AFTER_RESUME_MS) {
+        long long t0 = tft_mono_ms();
+        http_reply r;
+        bool answered = http_get("/metrics", &r);
+        long long took = tft_mono_ms() - t0;
+        slowest = took > slowest ? took : slowest;
+        scrapes++;
+        if (!answered || r.status != 200)
+            failed++;
+        if (answered)
+            http_reply_free(&r);
+        tft_sleep_ms(SCRAPE_PACING_MS); /* pacing our own scrapes */
+    }
+    int storm = tft_file_count(proc.log, "connection limit") - before;
+    fprintf(stderr,
+            "\nresumed after %d abandoned scrapes: %d scrapes in %d ms, %d failed, slowest "
+            "%lld ms; %d connection-limit lines\n",
+            ABANDONED_SCRAPES, scrapes, AFTER_RESUME_MS, failed, slowest, storm);
+    CU_ASSERT_EQUAL(failed, 0);
+    CU_ASSERT(slowest <= RESUMED_SCRAPE_MS);
+    CU_ASSERT_EQUAL(storm, 0);
+    CU_ASSERT(tft_wait_until(both_running, NULL, RECOVER_TIMEOUT_MS));
+}
+
 static void test_sigterm_exits_cleanly(void)
 {
     int status = tft_stop(proc.pid, SIGTERM, 5000);
@@ -508,6 +589,8 @@ int main(void)
          test_scrape_has_the_series_alerts_read},
         {"/healthz 200, /readyz 200 with pipeline states", test_healthz_and_readyz},
         {"/readyz 503 within ttl of a Redis stop, 200 after restart", test_readyz_follows_redis},
+        {"scrapes abandoned while stopped do not pile up",
+         test_scrapes_abandoned_while_stopped_are_dropped},
         {"SIGTERM exits 0", test_sigterm_exits_cleanly},
         CU_TEST_INFO_NULL,
     };

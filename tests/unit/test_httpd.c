@@ -1,15 +1,21 @@
 /*
  * tf_httpd over real loopback HTTP (libcurl): /metrics content and promtool's verdict,
  * /healthz, /readyz from the callback, 404 and 405 bodies, request metrics, listen address
- * errors, and start/stop cycles (leaks show under ASan).
+ * errors, the per-address connection limit and its log, and start/stop cycles (leaks show
+ * under ASan).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,12 +136,12 @@ static tf_httpd *start_or_fail(tf_httpd_health_fn health, void *arg)
     return h;
 }
 
-static double api_requests(const char *route, const char *code)
+static double listener_requests(const char *route, const char *code)
 {
-    static const char *const labels[] = {"pipeline", "route", "code", NULL};
-    tf_metric *m =
-        tf_metrics_register(TF_METRIC_COUNTER, "tickflow_api_requests_total", "", labels, NULL, 0);
-    return tf_metric_value(m, (const char *[]){"", route, code});
+    static const char *const labels[] = {"route", "code", NULL};
+    tf_metric *m = tf_metrics_register(
+        TF_METRIC_COUNTER, "tickflow_metrics_listener_requests_total", "", labels, NULL, 0);
+    return tf_metric_value(m, (const char *[]){route, code});
 }
 
 static void test_metrics_route(void)
@@ -153,21 +159,24 @@ static void test_metrics_route(void)
     CU_ASSERT_STRING_EQUAL(ct, "text/plain; version=0.0.4; charset=utf-8");
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "tf_test_httpd_premium_ratio{pipeline=\"kimchi "
                                             "\\\"premium\\\"\"} 2.5\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "# TYPE tickflow_api_requests_total counter\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(r.body.p, "# TYPE tickflow_metrics_listener_requests_total counter\n"));
+    /* The API's family is the http_api sink's alone (docs/metrics.md). */
+    CU_ASSERT_PTR_NULL(strstr(r.body.p, "tickflow_api_requests_total"));
     CU_ASSERT_TRUE(promtool_accepts(r.body.p));
     response_free(&r);
 
     /* The first scrape is counted, and the second scrape shows it. */
     CU_ASSERT_TRUE_FATAL(request(tf_httpd_port(h), "GET", "/metrics", &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        r.body.p, "tickflow_metrics_listener_requests_total{route=\"/metrics\",code=\"200\"} 1\n"));
     CU_ASSERT_PTR_NOT_NULL(
         strstr(r.body.p,
-               "tickflow_api_requests_total{pipeline=\"\",route=\"/metrics\",code=\"200\"} 1\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body.p, "tickflow_api_request_duration_seconds_count{pipeline="
-                                            "\"\",route=\"/metrics\"} 1\n"));
+               "tickflow_metrics_listener_request_duration_seconds_count{route=\"/metrics\"} 1\n"));
     CU_ASSERT_TRUE(promtool_accepts(r.body.p));
     response_free(&r);
     tf_httpd_stop(h);
-    CU_ASSERT_DOUBLE_EQUAL(api_requests("/metrics", "200"), 2, 0);
+    CU_ASSERT_DOUBLE_EQUAL(listener_requests("/metrics", "200"), 2, 0);
 }
 
 static void test_healthz(void)
@@ -236,7 +245,7 @@ static void test_readyz(void)
 static void test_not_found(void)
 {
     tf_httpd *h = start_or_fail(NULL, NULL);
-    double before = api_requests("other", "404");
+    double before = listener_requests("other", "404");
     const char *paths[] = {"/nope", "/metrics/", "/", "/healthz/x"};
     for (size_t i = 0; i < TF_ARRAY_LEN(paths); i++) {
         response r;
@@ -253,7 +262,7 @@ static void test_not_found(void)
     }
     tf_httpd_stop(h);
     /* Unknown paths share one series: a scanner cannot grow the registry. */
-    CU_ASSERT_DOUBLE_EQUAL(api_requests("other", "404") - before, TF_ARRAY_LEN(paths), 0);
+    CU_ASSERT_DOUBLE_EQUAL(listener_requests("other", "404") - before, TF_ARRAY_LEN(paths), 0);
 }
 
 static void test_method_not_allowed(void)
@@ -276,7 +285,7 @@ static void test_method_not_allowed(void)
         response_free(&r);
     }
     tf_httpd_stop(h);
-    CU_ASSERT_TRUE(api_requests("/metrics", "405") >= 3);
+    CU_ASSERT_TRUE(listener_requests("/metrics", "405") >= 3);
 }
 
 /* HEAD wherever GET (RFC 9110 9.3.2): a monitor that probes with HEAD gets GET's answer
@@ -358,6 +367,78 @@ static void test_restart_same_port(void)
     }
 }
 
+/* More connections from one address than its limit (16): the extra ones are closed. */
+#define HELD_CONNECTIONS    24
+#define REFUSED_CONNECTIONS (HELD_CONNECTIONS - 16)
+#define REFUSAL_WAIT_MS     10000
+
+typedef struct held {
+    int fds[HELD_CONNECTIONS];
+} held;
+
+static int connect_idle(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* How many of the held connections the listener has closed (EOF or reset). */
+static bool refusals_seen(void *arg)
+{
+    const held *h = arg;
+    int closed = 0;
+    for (int i = 0; i < HELD_CONNECTIONS; i++) {
+        char c;
+        ssize_t n = recv(h->fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
+        closed += n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    return closed >= REFUSED_CONNECTIONS;
+}
+
+/* A client past its limit is refused connection by connection, but the log says so once. */
+static void test_connection_limit_logged_once(void)
+{
+    tf_httpd *h = start_or_fail(NULL, NULL);
+    char *dir = tft_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stderr.log", dir);
+    int log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CU_ASSERT_FATAL(log_fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    held conns;
+    for (int i = 0; i < HELD_CONNECTIONS; i++)
+        conns.fds[i] = connect_idle(tf_httpd_port(h));
+    bool refused = tft_wait_until(refusals_seen, &conns, REFUSAL_WAIT_MS);
+    for (int i = 0; i < HELD_CONNECTIONS; i++)
+        if (conns.fds[i] >= 0)
+            close(conns.fds[i]);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(log_fd);
+    int lines = tft_file_count(path, "connection limit");
+    tft_rmdir(dir);
+    free(dir);
+    CU_ASSERT_TRUE(refused);
+    fprintf(stderr, "\n%d connections refused, %d log line(s)\n", REFUSED_CONNECTIONS, lines);
+    CU_ASSERT_EQUAL(lines, 1);
+    /* Once the client let go, it is served again. */
+    response r;
+    CU_ASSERT_TRUE(request(tf_httpd_port(h), "GET", "/healthz", &r));
+    CU_ASSERT_EQUAL(r.code, 200);
+    response_free(&r);
+    tf_httpd_stop(h);
+}
+
 static int suite_init(void)
 {
     /* As the runtime does: a peer closing early must not kill the process. */
@@ -384,6 +465,7 @@ int main(void)
         {"HEAD mirrors GET", test_head_mirrors_get},
         {"listen address errors", test_listen_errors},
         {"restart on the same port", test_restart_same_port},
+        {"connection limit: refused, logged once", test_connection_limit_logged_once},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("httpd", tests, suite_init, suite_cleanup);

@@ -176,6 +176,8 @@ static void test_exclusive_and_handover(void)
     /* Both objects share the pipeline's series in this process: the counter adds up. */
     CU_ASSERT_EQUAL(lease_metric(TF_METRIC_COUNTER, "tickflow_lease_transitions_total", name),
                     (double)(tf_lease_transitions(p.a) + tf_lease_transitions(p.b)));
+    /* The lease changed hands three times: first taken, taken over, taken back. */
+    CU_ASSERT_EQUAL(lease_metric(TF_METRIC_COUNTER, "tickflow_lease_acquisitions_total", name), 3);
     tf_lease_destroy(p.a);
     tf_lease_destroy(p.b);
 }

@@ -127,6 +127,29 @@ static void test_unlabeled_families_start_at_zero(void)
     tf_metrics_shutdown();
 }
 
+/* A removed series is not exported (nor counted in tf_metric_value) until its next update. */
+static void test_remove_series(void)
+{
+    tf_metrics_shutdown();
+    static const char *const l[] = {"who", NULL};
+    tf_metric *g = tf_metrics_register(TF_METRIC_GAUGE, "tf_test_up", "Up.", l, NULL, 0);
+    tf_metric_set(g, (const char *[]){"a"}, 0);
+    tf_metric_set(g, (const char *[]){"b"}, 1);
+    tf_metric_remove(g, (const char *[]){"a"});
+    tf_metric_remove(g, (const char *[]){"never"}); /* no such series: nothing happens */
+    char *text = render();
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE tf_test_up gauge\ntf_test_up{who=\"b\"} 1\n"));
+    CU_ASSERT_PTR_NULL(strstr(text, "who=\"a\""));
+    CU_ASSERT_PTR_NULL(strstr(text, "who=\"never\""));
+    CU_ASSERT_TRUE(promtool_accepts(text));
+    free(text);
+    tf_metric_set(g, (const char *[]){"a"}, 0);
+    text = render();
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "tf_test_up{who=\"a\"} 0\ntf_test_up{who=\"b\"} 1\n"));
+    free(text);
+    tf_metrics_shutdown();
+}
+
 static void test_registration_rules(void)
 {
     tf_metrics_shutdown();
@@ -345,6 +368,7 @@ int main(void)
         {"render exact text", test_render_exact},
         {"unlabeled families start at zero", test_unlabeled_families_start_at_zero},
         {"registration rules", test_registration_rules},
+        {"removed series", test_remove_series},
         {"label escaping", test_label_escaping},
         {"number format", test_number_format},
         {"values and types", test_values_and_types},

@@ -1,7 +1,8 @@
 /*
  * tf_redis against real redis-server instances: round trips, pipelining, AUTH with an ACL
  * user and with a plain password, SELECT, failing fast and backing off while Redis is down,
- * healing after a restart on the same port, and EVALSHA falling back to EVAL on NOSCRIPT.
+ * healing after a restart on the same port, EVALSHA falling back to EVAL on NOSCRIPT, and
+ * what the metrics say of a connection nothing needs (idle, never exported as down).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,6 +56,34 @@ static double metric_value(tf_metric_type type, const char *name, const char *wh
     const char *labels[] = {who};
     tf_metric *m = tf_metrics_register(type, name, "", names, NULL, 0);
     return m ? tf_metric_value(m, labels) : -1.0;
+}
+
+/* The sample line of `name` for `who` in the exposition, e.g. "tickflow_redis_up{who=\"x\"} 1";
+ * "" when the series is not exported. */
+static void exported(const char *name, const char *who, char *out, size_t size)
+{
+    out[0] = '\0';
+    char *text = tf_metrics_render(NULL);
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "\n%s{who=\"%s\"} ", name, who);
+    const char *at = text ? strstr(text, prefix) : NULL;
+    if (at) {
+        at++;
+        snprintf(out, size, "%.*s", (int)strcspn(at, "\n"), at);
+    }
+    free(text);
+}
+
+static bool exported_as(const char *name, const char *who, const char *value)
+{
+    char line[512], want[512];
+    exported(name, who, line, sizeof line);
+    if (!value)
+        return line[0] == '\0';
+    snprintf(want, sizeof want, "%s{who=\"%s\"} %s", name, who, value);
+    if (strcmp(line, want) != 0)
+        fprintf(stderr, "\nexported \"%s\", expected \"%s\"\n", line, want);
+    return strcmp(line, want) == 0;
 }
 
 static void test_round_trip(void)
@@ -386,6 +415,49 @@ static void test_unreachable_at_start(void)
     tft_redis_destroy(server);
 }
 
+/* A connection its owner never used, or that its pipeline stopped needing when it went on
+ * standby, is idle: tickflow_redis_idle 1 and no tickflow_redis_up series, so a standby's
+ * plugin connections never look like an outage. Used, it says up (1) or down (0). */
+static void test_idle_is_not_down(void)
+{
+    tft_redis *server = tft_redis_start(0);
+    CU_ASSERT_FATAL(server != NULL);
+    tf_redis_settings s = settings_for(server->port);
+    const char *who = "kimchi/test_idle";
+    tf_redis *r = tf_redis_create_for(&s, who, "kimchi");
+    tf_redis *lease = tf_redis_create(&s, "lease/test_idle");
+    CU_ASSERT_FATAL(r != NULL && lease != NULL);
+    CU_ASSERT(exported_as("tickflow_redis_up", who, NULL));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, "1"));
+
+    CU_ASSERT(command_answers(r, "PING", "PONG"));
+    CU_ASSERT(command_answers(lease, "PING", "PONG"));
+    CU_ASSERT(exported_as("tickflow_redis_up", who, "1"));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, "0"));
+
+    /* The pipeline goes on standby: its connection is idle, the lease's is not touched. */
+    tf_redis_idle_pipeline("kimchi");
+    CU_ASSERT(exported_as("tickflow_redis_up", who, NULL));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, "1"));
+    CU_ASSERT(exported_as("tickflow_redis_up", "lease/test_idle", "1"));
+
+    /* Used again while Redis is down: down. Then idle again: no longer reported down. */
+    tft_redis_stop(server);
+    CU_ASSERT_PTR_NULL(tf_redis_command(r, "PING"));
+    CU_ASSERT(exported_as("tickflow_redis_up", who, "0"));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, "0"));
+    tf_redis_idle_pipeline("kimchi");
+    CU_ASSERT(exported_as("tickflow_redis_up", who, NULL));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, "1"));
+
+    /* Closed: exported neither way. */
+    tf_redis_destroy(r);
+    CU_ASSERT(exported_as("tickflow_redis_up", who, NULL));
+    CU_ASSERT(exported_as("tickflow_redis_idle", who, NULL));
+    tf_redis_destroy(lease);
+    tft_redis_destroy(server);
+}
+
 static int suite_cleanup(void)
 {
     tf_metrics_shutdown();
@@ -402,6 +474,7 @@ int main(void)
         {"outage: fail fast, backoff, heal on the same port", test_outage_and_recovery},
         {"EVALSHA falls back to EVAL on NOSCRIPT", test_eval_noscript_fallback},
         {"unreachable at start", test_unreachable_at_start},
+        {"idle connections are not exported as down", test_idle_is_not_down},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("tf_redis", tests, NULL, suite_cleanup);
