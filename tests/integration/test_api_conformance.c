@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tf_fake.h"
+#include "tf_deploy.h"
 #include "tf_rawhttp.h"
 #include "tf_test.h"
 
@@ -226,10 +226,7 @@ static const char *const unprovokable_statuses[] = {"500", NULL}; /* `internal` 
 
 /* ---- the deployment ---- */
 
-static char *dir;
-static tft_redis *redis;
-static tft_fake *fake;
-static pid_t batch = -1, api = -1;
+static tft_deploy *deploy;
 static pid_t prism[3] = {-1, -1, -1};
 static int api_port[2]; /* MAIN, LIMITED */
 static int prism_port[3];
@@ -654,7 +651,7 @@ static void release_stream(void)
 
 static void stop_redis(void)
 {
-    tft_redis_stop(redis);
+    tft_redis_stop(deploy->redis);
 }
 
 /* ---- the spec ---- */
@@ -1008,7 +1005,7 @@ static void test_source_codes_in_spec(void)
 static void print_log(const char *name)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", deploy->dir, name);
     char *text = tft_read_file(path, NULL);
     size_t len = text ? strlen(text) : 0;
     fprintf(stderr, "\n--- %s (last 3000 bytes)\n%s\n", name,
@@ -1020,8 +1017,7 @@ static void print_log(const char *name)
  * which under the sanitizers also means no leak or error report. */
 static void test_clean_stop(void)
 {
-    int status = tft_stop(api, SIGTERM, 10000);
-    api = -1;
+    int status = tft_deploy_stop(deploy, "api");
     CU_ASSERT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (!(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
         print_log("api.log");
@@ -1029,25 +1025,12 @@ static void test_clean_stop(void)
 
 /* ---- setup ---- */
 
-static pid_t start_batch(void)
-{
-    char log[1024], env_redis[128], env_exchange[128], env_metrics[64];
-    snprintf(log, sizeof log, "%s/batch.log", dir);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_exchange, sizeof env_exchange, "TF_DEMO_EXCHANGE=%s", fake->base);
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             tft_free_port());
-    const char *env[] = {env_redis, env_exchange, env_metrics, NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path("pipelines/demo.yaml"), NULL};
-    return tft_spawn(argv, log, env);
-}
-
 /* The API role with two listeners: MAIN (tokens, read_auth, max_header_bytes) and LIMITED (one
  * request a second, one stream, a tiny max_body) for the 429, 503 and 413 a validated request
  * can reach. */
-static pid_t start_api(void)
+static bool start_api(void)
 {
-    char yaml[4096], path[1024], log[1024];
+    char yaml[4096], path[1024];
     const char *tokens = "[{name: reader, scope: read, sha256: " READ_SHA256 "},"
                          " {name: writer, scope: write, sha256: " WRITE_SHA256 "}]";
     int n = snprintf(yaml, sizeof yaml,
@@ -1074,14 +1057,12 @@ static pid_t start_api(void)
                      "          rate_burst: 1\n"
                      "          sse_max_clients: 1\n"
                      "          max_body: %d\n",
-                     redis->port, tft_free_port(), api_port[MAIN], tokens, MAX_HEADER_BYTES,
+                     deploy->redis->port, tft_free_port(), api_port[MAIN], tokens, MAX_HEADER_BYTES,
                      api_port[LIMITED], tokens, LIMITED_BODY);
-    snprintf(path, sizeof path, "%s/api.yaml", dir);
-    snprintf(log, sizeof log, "%s/api.log", dir);
+    snprintf(path, sizeof path, "%s/api.yaml", deploy->dir);
     if (n < 0 || (size_t)n >= sizeof yaml || tft_write_file(path, yaml) != 0)
-        return -1;
-    const char *argv[] = {tft_bin("tickflow"), "run", path, NULL};
-    return tft_spawn(argv, log, NULL);
+        return false;
+    return tft_deploy_start(deploy, path, "api", NULL) > 0;
 }
 
 static pid_t start_prism(int which, bool errors, int upstream)
@@ -1089,7 +1070,7 @@ static pid_t start_prism(int which, bool errors, int upstream)
     char port[16], url[64], log[1024];
     snprintf(port, sizeof port, "%d", prism_port[which]);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", upstream);
-    snprintf(log, sizeof log, "%s/prism-%d.log", dir, which);
+    snprintf(log, sizeof log, "%s/prism-%d.log", deploy->dir, which);
     const char *bin = TF_TEST_CLIENTS_DIR "/node_modules/.bin/prism";
     const char *spec_path = tft_source_path("docs/openapi.yaml");
     const char *argv[] = {
@@ -1141,7 +1122,7 @@ static bool stale_seen(void *arg)
  * symbol, and of a position priced from it. */
 static bool seed_stale_premium(void)
 {
-    redisReply *r = tft_redis_cmd(redis->port, "GET tf:premium:bithumb:binance:BTC");
+    redisReply *r = tft_redis_cmd(deploy->redis->port, "GET tf:premium:bithumb:binance:BTC");
     json_t *p = r && r->type == REDIS_REPLY_STRING ? json_loads(r->str, 0, NULL) : NULL;
     if (r)
         freeReplyObject(r);
@@ -1155,8 +1136,9 @@ static bool seed_stale_premium(void)
     json_object_del(p, "history_id");
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    redisReply *set = tft_redis_cmd(redis->port, "SET tf:premium:bithumb:binance:ZZZ %s", text);
-    redisReply *pub = tft_redis_cmd(redis->port, "PUBLISH tf:events:premium %s", text);
+    redisReply *set =
+        tft_redis_cmd(deploy->redis->port, "SET tf:premium:bithumb:binance:ZZZ %s", text);
+    redisReply *pub = tft_redis_cmd(deploy->redis->port, "PUBLISH tf:events:premium %s", text);
     free(text);
     bool ok = set && pub;
     if (set)
@@ -1169,8 +1151,8 @@ static bool seed_stale_premium(void)
 static bool bundle_spec(void)
 {
     char out[1024], log[1024];
-    snprintf(out, sizeof out, "%s/openapi.json", dir);
-    snprintf(log, sizeof log, "%s/bundle.log", dir);
+    snprintf(out, sizeof out, "%s/openapi.json", deploy->dir);
+    snprintf(log, sizeof log, "%s/bundle.log", deploy->dir);
     const char *argv[] = {TF_TEST_CLIENTS_DIR "/node_modules/.bin/redocly",
                           "bundle",
                           tft_source_path("docs/openapi.yaml"),
@@ -1195,21 +1177,17 @@ static int setup(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     memset(padding, 'a', sizeof padding - 1);
     memcpy(padding, "X-Padding: ", 11);
-    dir = tft_mkdtemp();
-    redis = tft_redis_start(0);
-    fake = tft_fake_start(NULL);
-    if (!dir || !redis || !fake || !bundle_spec())
+    deploy = tft_deploy_create();
+    if (!deploy || !bundle_spec())
         return 1;
     api_port[MAIN] = tft_free_port();
     api_port[LIMITED] = tft_free_port();
     for (int i = 0; i < 3; i++)
         prism_port[i] = tft_free_port();
-    batch = start_batch();
-    api = start_api();
+    bool up = tft_deploy_start(deploy, "pipelines/demo.yaml", "batch", NULL) > 0 && start_api();
     prism[PRISM_MAIN] = start_prism(PRISM_MAIN, true, api_port[MAIN]);
     prism[PRISM_LENIENT] = start_prism(PRISM_LENIENT, false, api_port[MAIN]);
     prism[PRISM_LIMITED] = start_prism(PRISM_LIMITED, true, api_port[LIMITED]);
-    bool up = batch > 0 && api > 0;
     for (int i = 0; i < 3 && up; i++)
         up = prism[i] > 0 && tft_wait_until(listening, &prism_port[i], 60000);
     up = up && tft_wait_until(data_ready, NULL, 30000) && seed_stale_premium();
@@ -1234,14 +1212,7 @@ static int teardown(void)
         if (prism[i] > 0)
             tft_stop(prism[i], SIGTERM, 5000);
     }
-    if (api > 0)
-        tft_stop(api, SIGTERM, 5000);
-    if (batch > 0)
-        tft_stop(batch, SIGTERM, 5000);
-    tft_fake_stop(fake);
-    tft_redis_destroy(redis);
-    tft_rmdir(dir);
-    free(dir);
+    tft_deploy_destroy(deploy);
     json_decref(spec);
     for (size_t i = 0; i < n_provoked; i++)
         free(provoked[i]);

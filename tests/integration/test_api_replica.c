@@ -9,14 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tf_fake.h"
-#include "tf_test.h"
+#include "tf_deploy.h"
 
-static char *dir;
-static tft_redis *redis;
-static tft_fake *fake;
+static tft_deploy *deploy;
 static pid_t batch = -1, api = -1;
-static char api_url[64];
 
 typedef struct body {
     char data[1 << 16];
@@ -44,11 +40,11 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* GET api_url + path; `header` may be NULL. Returns the HTTP status (0 on failure). */
+/* GET the API's path; `header` may be NULL. Returns the HTTP status (0 on failure). */
 static long get(const char *path, const char *header, body *b, long timeout_ms)
 {
     char url[256];
-    snprintf(url, sizeof url, "%s%s", api_url, path);
+    snprintf(url, sizeof url, "%s%s", deploy->api_url, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -83,22 +79,6 @@ static bool ready_is(void *arg)
     b.len = 0;
     b.want = 0;
     return get("/readyz", NULL, &b, 2000) == *(long *)arg;
-}
-
-static pid_t start(const char *yaml, const char *tag)
-{
-    char log[1024], env_redis[128], env_exchange[128], env_api[128], env_metrics[64];
-    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_exchange, sizeof env_exchange, "TF_DEMO_EXCHANGE=%s", fake->base);
-    snprintf(env_api, sizeof env_api, "TICKFLOW_API_LISTEN=%s", api_url + strlen("http://"));
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             tft_free_port());
-    /* The test polls faster than the API's default 50 requests/s per client IP. */
-    const char *env[] = {env_redis, env_exchange, env_api, env_metrics, "TICKFLOW_API_RATE_LIMIT=0",
-                         NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path(yaml), NULL};
-    return tft_spawn(argv, log, env);
 }
 
 /* The ids of the events in an SSE body, in order, as (ms, seq); returns how many. */
@@ -147,11 +127,11 @@ static void test_redis_outage_served_stale_then_recovers(void)
 {
     long ok = 200, unavailable = 503;
     CU_ASSERT_FATAL(tft_wait_until(ready_is, &ok, 20000));
-    tft_redis_stop(redis);
+    tft_redis_stop(deploy->redis);
     /* The snapshot keeps answering; its values age into stale, and readiness drops. */
     CU_ASSERT(tft_wait_until(premium_is, "\"stale\":true", 20000));
     CU_ASSERT(tft_wait_until(ready_is, &unavailable, 20000));
-    CU_ASSERT_EQUAL_FATAL(tft_redis_restart(redis), 0);
+    CU_ASSERT_EQUAL_FATAL(tft_redis_restart(deploy->redis), 0);
     /* Both replicas reconnect by themselves: fresh data and ready again. */
     CU_ASSERT(tft_wait_until(premium_is, "\"stale\":false", 30000));
     CU_ASSERT(tft_wait_until(ready_is, &ok, 30000));
@@ -161,27 +141,17 @@ static void test_redis_outage_served_stale_then_recovers(void)
 
 static int setup(void)
 {
-    dir = tft_mkdtemp();
-    redis = tft_redis_start(0);
-    fake = tft_fake_start(NULL);
-    if (!dir || !redis || !fake)
+    deploy = tft_deploy_create();
+    if (!deploy)
         return 1;
-    snprintf(api_url, sizeof api_url, "http://127.0.0.1:%d", tft_free_port());
-    batch = start("pipelines/demo.yaml", "batch");
-    api = start("pipelines/api.yaml", "api");
+    batch = tft_deploy_start(deploy, "pipelines/demo.yaml", "batch", NULL);
+    api = tft_deploy_start(deploy, "pipelines/api.yaml", "api", NULL);
     return batch > 0 && api > 0 ? 0 : 1;
 }
 
 static int teardown(void)
 {
-    if (api > 0)
-        tft_stop(api, SIGTERM, 5000);
-    if (batch > 0)
-        tft_stop(batch, SIGTERM, 5000);
-    tft_fake_stop(fake);
-    tft_redis_destroy(redis);
-    tft_rmdir(dir);
-    free(dir);
+    tft_deploy_destroy(deploy);
     return 0;
 }
 

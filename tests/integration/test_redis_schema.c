@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tf_fake.h"
+#include "tf_deploy.h"
 #include "tf_proc.h"
 #include "tf_test.h"
 
@@ -30,31 +30,11 @@
 #define HISTORY_MIN    3    /* real entries per stream before measuring */
 #define STREAM_ENTRIES 1000 /* a stream's per-entry size is measured at this length */
 
-static char *dir;
-static tft_redis *redis;
-static tft_fake *fake;
-static pid_t batch = -1, api = -1;
-static char api_url[64];
+static tft_deploy *deploy;
 static char cli_cfg[1024]; /* redis: + keys: of the demo, for the CLIs */
 static char out[1024];     /* output of the last CLI run */
 
 /* ---- processes ---- */
-
-static pid_t start_role(const char *yaml, const char *tag)
-{
-    char log[1024], env_redis[128], env_exchange[128], env_api[128], env_metrics[64];
-    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_exchange, sizeof env_exchange, "TF_DEMO_EXCHANGE=%s", fake->base);
-    snprintf(env_api, sizeof env_api, "TICKFLOW_API_LISTEN=%s", api_url + strlen("http://"));
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             tft_free_port());
-    /* The test polls faster than the API's default 50 requests/s per client IP. */
-    const char *env[] = {env_redis, env_exchange, env_api, env_metrics, "TICKFLOW_API_RATE_LIMIT=0",
-                         NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path(yaml), NULL};
-    return tft_spawn(argv, log, env);
-}
 
 /* Runs `tickflow <args>` (NULL-terminated) with its output in `out`; the exit code. */
 static int cli(const char *const *args)
@@ -91,12 +71,12 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* GET api_url + path; the body's "data" member (new reference) when the answer is 200 JSON. */
+/* GET the API's path; the body's "data" member (new reference) when the answer is 200 JSON. */
 static json_t *api_data(const char *path)
 {
     static body b;
     char url[256];
-    snprintf(url, sizeof url, "%s%s", api_url, path);
+    snprintf(url, sizeof url, "%s%s", deploy->api_url, path);
     b.len = 0;
     b.data[0] = '\0';
     CURL *c = curl_easy_init();
@@ -248,7 +228,7 @@ static void test_closed_position_live(void)
     check_closed_everywhere("right after the close");
 
     /* After the live TTL: the key is gone, the snapshot's copy is not. */
-    CU_ASSERT(wait_key(redis->port, "tf:position:pos-1:live", false, 20000));
+    CU_ASSERT(wait_key(deploy->redis->port, "tf:position:pos-1:live", false, 20000));
     check_closed_everywhere("after its live key expired");
 
     /* The open one keeps its live PnL. */
@@ -461,7 +441,7 @@ static void check_doc_key(const doc_key *d, char **keys, int n, bool *matched)
         if (!key_matches(d->pattern, "tf", keys[i]))
             continue;
         matched[i] = true;
-        double m = measured_size(redis->port, keys[i], stream);
+        double m = measured_size(deploy->redis->port, keys[i], stream);
         if (m > largest) {
             largest = m;
             largest_key = keys[i];
@@ -474,7 +454,7 @@ static void check_doc_key(const doc_key *d, char **keys, int n, bool *matched)
         return;
     }
     long long json = strncmp(d->type, "string", 6) == 0
-                         ? int_reply(redis->port, "STRLEN %s", largest_key)
+                         ? int_reply(deploy->redis->port, "STRLEN %s", largest_key)
                          : -1; /* the value's length, for the doc's notes */
     printf("\n    %-58s documented %5ld B, measured %6.0f B%s (%s, value %lld B)", d->pattern,
            d->size, largest, stream ? " per entry" : "", largest_key, json);
@@ -498,7 +478,7 @@ static void check_doc_key(const doc_key *d, char **keys, int n, bool *matched)
 static bool history_long_enough(void *arg)
 {
     (void)arg;
-    return int_reply(redis->port, "XLEN %s", "tf:history:premium:bithumb:binance:BTC") >=
+    return int_reply(deploy->redis->port, "XLEN %s", "tf:history:premium:bithumb:binance:BTC") >=
            HISTORY_MIN;
 }
 
@@ -510,11 +490,11 @@ static void test_doc_key_table(void)
     int nd = parse_doc_keys(docs, DOC_KEYS_MAX);
     CU_ASSERT_FATAL(nd > 0);
     /* The live value of the open position, and a stream spanning several nodes. */
-    CU_ASSERT(wait_key(redis->port, "tf:position:pos-2:live", true, 20000));
+    CU_ASSERT(wait_key(deploy->redis->port, "tf:position:pos-2:live", true, 20000));
     CU_ASSERT(tft_wait_until(history_long_enough, NULL, 60000));
 
     static char *keys[SCAN_MAX];
-    int n = scan_all(redis->port, keys, SCAN_MAX);
+    int n = scan_all(deploy->redis->port, keys, SCAN_MAX);
     CU_ASSERT_FATAL(n > 0);
     bool *matched = calloc((size_t)n, sizeof *matched);
     CU_ASSERT_PTR_NOT_NULL_FATAL(matched);
@@ -643,10 +623,11 @@ static void test_fx_key_expires_with_fx_pipeline_idle(void)
              "      - use: positions\n"
              "    sinks:\n"
              "      - {use: redis, with: {premium_ttl: %dms}}\n",
-             r2->port, fake->base, FX_TTL_MS, fake->base, fake->base, FX_TTL_MS, FORGET_AFTER_MS,
-             PREMIUM_TTL_MS);
+             r2->port, deploy->fake->base, FX_TTL_MS, deploy->fake->base, deploy->fake->base,
+             FX_TTL_MS, FORGET_AFTER_MS, PREMIUM_TTL_MS);
     tfp_proc p;
-    CU_ASSERT_FATAL(tfp_start(&p, dir, "fx-ttl", tfp_write_config(dir, "fx-ttl.yaml", yaml)));
+    CU_ASSERT_FATAL(
+        tfp_start(&p, deploy->dir, "fx-ttl", tfp_write_config(deploy->dir, "fx-ttl.yaml", yaml)));
 
     /* The FX pipeline's one write, and when it is due to expire. */
     pttl_wait w = {0, r2->port};
@@ -707,13 +688,10 @@ static const char *const API_SECRET =
 
 static int setup(void)
 {
-    dir = tft_mkdtemp();
-    redis = tft_redis_start(0);
-    fake = tft_fake_start(NULL);
-    if (!dir || !redis || !fake)
+    deploy = tft_deploy_create();
+    if (!deploy)
         return 1;
-    snprintf(out, sizeof out, "%s/cli.out", dir);
-    snprintf(api_url, sizeof api_url, "http://127.0.0.1:%d", tft_free_port());
+    snprintf(out, sizeof out, "%s/cli.out", deploy->dir);
     /* The CLIs' view of the demo: its Redis (default prefix tf) and a Redis key store. */
     setenv("TF_SCHEMA_MASTER_KEY",
            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 1);
@@ -723,8 +701,8 @@ static int setup(void)
              "keys: {store: redis, master_key: \"${TF_SCHEMA_MASTER_KEY}\"}\n"
              "pipelines:\n"
              "  - {name: cli, every: 1s, sources: [{use: generate}], sinks: [{use: stdout}]}\n",
-             redis->port);
-    const char *cfg = tfp_write_config(dir, "cli.yaml", yaml);
+             deploy->redis->port);
+    const char *cfg = tfp_write_config(deploy->dir, "cli.yaml", yaml);
     if (!cfg)
         return 1;
     snprintf(cli_cfg, sizeof cli_cfg, "%s", cfg);
@@ -740,21 +718,15 @@ static int setup(void)
         fprintf(stderr, "tickflow keys add exited %d\n", rc);
         return 1;
     }
-    batch = start_role("pipelines/demo.yaml", "batch");
-    api = start_role("pipelines/api.yaml", "api");
-    return batch > 0 && api > 0 ? 0 : 1;
+    return tft_deploy_start(deploy, "pipelines/demo.yaml", "batch", NULL) > 0 &&
+                   tft_deploy_start(deploy, "pipelines/api.yaml", "api", NULL) > 0
+               ? 0
+               : 1;
 }
 
 static int teardown(void)
 {
-    if (api > 0)
-        tft_stop(api, SIGTERM, 5000);
-    if (batch > 0)
-        tft_stop(batch, SIGTERM, 5000);
-    tft_fake_stop(fake);
-    tft_redis_destroy(redis);
-    tft_rmdir(dir);
-    free(dir);
+    tft_deploy_destroy(deploy);
     return 0;
 }
 

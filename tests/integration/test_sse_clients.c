@@ -7,46 +7,20 @@
  * API replica (pipelines/api.yaml).
  */
 #include <jansson.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tf_fake.h"
-#include "tf_test.h"
+#include "tf_deploy.h"
 
 #define CUTS 50
 
-static char *dir;
-static tft_redis *redis;
-static tft_fake *fake;
-static pid_t batch = -1, api = -1;
-static int api_port;
-
-static pid_t start(const char *yaml, const char *tag)
-{
-    char log[1024], env_redis[128], env_exchange[128], env_api[64], env_metrics[64];
-    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_exchange, sizeof env_exchange, "TF_DEMO_EXCHANGE=%s", fake->base);
-    snprintf(env_api, sizeof env_api, "TICKFLOW_API_LISTEN=127.0.0.1:%d", api_port);
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             tft_free_port());
-    /* The client reconnects 100 ms after each cut (the server's retry field). */
-    const char *env[] = {env_redis,
-                         env_exchange,
-                         env_api,
-                         env_metrics,
-                         "TICKFLOW_API_RATE_LIMIT=0",
-                         "TICKFLOW_API_SSE_RETRY=100ms",
-                         NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path(yaml), NULL};
-    return tft_spawn(argv, log, env);
-}
+static tft_deploy *deploy;
 
 static bool has_premium(void *arg)
 {
     (void)arg;
-    redisReply *r = tft_redis_cmd(redis->port, "EXISTS %s", "tf:premium:bithumb:binance:BTC");
+    redisReply *r =
+        tft_redis_cmd(deploy->redis->port, "EXISTS %s", "tf:premium:bithumb:binance:BTC");
     bool ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (r)
         freeReplyObject(r);
@@ -98,12 +72,12 @@ static void entries_add(entries *e, const char *id, const char *pair)
 /* Every entry of every premium history stream between first and last (inclusive). */
 static void history_between(const char *first, const char *last, entries *out)
 {
-    redisReply *keys = tft_redis_cmd(redis->port, "KEYS %s", "tf:history:premium:*");
+    redisReply *keys = tft_redis_cmd(deploy->redis->port, "KEYS %s", "tf:history:premium:*");
     CU_ASSERT_FATAL(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements > 0);
     for (size_t k = 0; k < keys->elements; k++) {
         const char *key = keys->element[k]->str;
         const char *pair = key + strlen("tf:history:premium:");
-        redisReply *r = tft_redis_cmd(redis->port, "XRANGE %s %s %s", key, first, last);
+        redisReply *r = tft_redis_cmd(deploy->redis->port, "XRANGE %s %s %s", key, first, last);
         CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_ARRAY);
         for (size_t i = 0; i < r->elements; i++)
             entries_add(out, r->element[i]->element[0]->str, pair);
@@ -124,11 +98,11 @@ static entry *find(entries *e, const char *id, const char *pair)
 /* Runs the client; its report (new reference) or NULL. */
 static json_t *run_client(void)
 {
-    char url[64], cuts[16], out[1024], log[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/stream", api_port);
+    char url[128], cuts[16], out[1024], log[1024];
+    snprintf(url, sizeof url, "%s/v1/stream", deploy->api_url);
     snprintf(cuts, sizeof cuts, "%d", CUTS);
-    snprintf(out, sizeof out, "%s/sse-cuts.json", dir);
-    snprintf(log, sizeof log, "%s/sse-cuts.log", dir);
+    snprintf(out, sizeof out, "%s/sse-cuts.json", deploy->dir);
+    snprintf(log, sizeof log, "%s/sse-cuts.log", deploy->dir);
     const char *argv[] = {"/usr/bin/env",
                           "node",
                           tft_source_path("tests/clients/sse-cuts.mjs"),
@@ -217,27 +191,18 @@ static void test_cut_50_times_every_event_once(void)
 
 static int setup(void)
 {
-    dir = tft_mkdtemp();
-    redis = tft_redis_start(0);
-    fake = tft_fake_start(NULL);
-    if (!dir || !redis || !fake)
-        return 1;
-    api_port = tft_free_port();
-    batch = start("pipelines/demo.yaml", "batch");
-    api = start("pipelines/api.yaml", "api");
-    return batch > 0 && api > 0 ? 0 : 1;
+    deploy = tft_deploy_create();
+    /* The client reconnects 100 ms after each cut (the server's retry field). */
+    static const char *const fast_retry[] = {"TICKFLOW_API_SSE_RETRY=100ms", NULL};
+    return deploy && tft_deploy_start(deploy, "pipelines/demo.yaml", "batch", NULL) > 0 &&
+                   tft_deploy_start(deploy, "pipelines/api.yaml", "api", fast_retry) > 0
+               ? 0
+               : 1;
 }
 
 static int teardown(void)
 {
-    if (api > 0)
-        tft_stop(api, SIGTERM, 5000);
-    if (batch > 0)
-        tft_stop(batch, SIGTERM, 5000);
-    tft_fake_stop(fake);
-    tft_redis_destroy(redis);
-    tft_rmdir(dir);
-    free(dir);
+    tft_deploy_destroy(deploy);
     return 0;
 }
 
