@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tf_fake.h"
+#include "tf_deploy.h"
 #include "tf_test.h"
 
 #define HEALTHY_MS       60000
@@ -42,9 +42,7 @@
 #define POLL_PACING_MS     500
 #define MAX_REPORTED       64
 
-static char *dir;
-static tft_redis *redis;
-static tft_fake *fake;
+static tft_deploy *deploy;
 static pid_t batch[2] = {-1, -1};
 static int batch_port[2];
 static pid_t api = -1;
@@ -236,31 +234,24 @@ static void print_active_alerts(const char *when)
 
 /* --- the deployment ------------------------------------------------------------------------ */
 
+/* Batch replica i (0 or 1) of pipelines/demo.yaml, logging to batch-<i+1>.log, its metrics on
+ * batch_port[i] (Prometheus scrapes it there). */
 static pid_t start_batch(int i)
 {
-    char log[1024], env_redis[128], env_exchange[128], env_replica[64], env_metrics[64];
-    snprintf(log, sizeof log, "%s/batch-%d.log", dir, i + 1);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_exchange, sizeof env_exchange, "TF_DEMO_EXCHANGE=%s", fake->base);
-    snprintf(env_replica, sizeof env_replica, "TICKFLOW_REPLICA=batch-%d", i + 1);
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             batch_port[i]);
-    const char *env[] = {env_redis, env_exchange, env_replica, env_metrics, NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path("pipelines/demo.yaml"), NULL};
-    return tft_spawn(argv, log, env);
+    char tag[16], replica[64], metrics[64];
+    snprintf(tag, sizeof tag, "batch-%d", i + 1);
+    snprintf(replica, sizeof replica, "TICKFLOW_REPLICA=batch-%d", i + 1);
+    snprintf(metrics, sizeof metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d", batch_port[i]);
+    const char *env[] = {replica, metrics, NULL};
+    return tft_deploy_start(deploy, "pipelines/demo.yaml", tag, env);
 }
 
 static pid_t start_api(void)
 {
-    char log[1024], env_redis[128], env_api[64], env_metrics[64];
-    snprintf(log, sizeof log, "%s/api.log", dir);
-    snprintf(env_redis, sizeof env_redis, "TICKFLOW_REDIS_URL=redis://127.0.0.1:%d/0", redis->port);
-    snprintf(env_api, sizeof env_api, "TICKFLOW_API_LISTEN=127.0.0.1:%d", api_port);
-    snprintf(env_metrics, sizeof env_metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d",
-             api_metrics_port);
-    const char *env[] = {env_redis, env_api, env_metrics, NULL};
-    const char *argv[] = {tft_bin("tickflow"), "run", tft_source_path("pipelines/api.yaml"), NULL};
-    return tft_spawn(argv, log, env);
+    char metrics[64];
+    snprintf(metrics, sizeof metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d", api_metrics_port);
+    const char *env[] = {metrics, NULL};
+    return tft_deploy_start(deploy, "pipelines/api.yaml", "api", env);
 }
 
 /* Looks `name` up in $PATH, as a shell would; tft_spawn needs an absolute path. */
@@ -339,7 +330,7 @@ static bool write_rules(void)
         at += len + (at[len] == '\n');
     }
     char path[1100];
-    snprintf(path, sizeof path, "%s/alerts.yaml", dir);
+    snprintf(path, sizeof path, "%s/alerts.yaml", deploy->dir);
     bool ok = out && rules > 0 && rules == shortened && tft_write_file(path, out) == 0;
     if (!ok)
         fprintf(stderr, "alerts.yaml: %d rules, %d `for:` shortened\n", rules, shortened);
@@ -365,9 +356,9 @@ static bool write_prometheus_config(void)
                      "  - job_name: api\n"
                      "    static_configs:\n"
                      "      - targets: ['127.0.0.1:%d']\n",
-                     dir, batch_port[0], batch_port[1], api_metrics_port);
+                     deploy->dir, batch_port[0], batch_port[1], api_metrics_port);
     char path[1100];
-    snprintf(path, sizeof path, "%s/prometheus.yml", dir);
+    snprintf(path, sizeof path, "%s/prometheus.yml", deploy->dir);
     return n > 0 && (size_t)n < sizeof yaml && tft_write_file(path, yaml) == 0;
 }
 
@@ -376,10 +367,10 @@ static pid_t start_prometheus(void)
     char exe[1024], config[1100], data[1100], listen[64];
     if (!find_in_path("prometheus", exe, sizeof exe))
         return -1;
-    snprintf(config, sizeof config, "--config.file=%s/prometheus.yml", dir);
-    snprintf(data, sizeof data, "--storage.tsdb.path=%s/data", dir);
+    snprintf(config, sizeof config, "--config.file=%s/prometheus.yml", deploy->dir);
+    snprintf(data, sizeof data, "--storage.tsdb.path=%s/data", deploy->dir);
     snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", prom_port);
-    snprintf(prom_log, sizeof prom_log, "%s/prometheus.log", dir);
+    snprintf(prom_log, sizeof prom_log, "%s/prometheus.log", deploy->dir);
     const char *argv[] = {exe, config, data, listen, "--log.level=warn", NULL};
     return tft_spawn(argv, prom_log, NULL);
 }
@@ -808,9 +799,9 @@ static void test_frozen_exchange_fires_premium_stale(void)
 {
     alert_goal fired = {.name = "TickflowPremiumStale", .state = "firing"};
     alert_goal resolved = {.name = "TickflowPremiumStale"};
-    CU_ASSERT_EQUAL_FATAL(kill(fake->pid, SIGSTOP), 0);
+    CU_ASSERT_EQUAL_FATAL(kill(deploy->fake->pid, SIGSTOP), 0);
     CU_ASSERT(await_alert(&fired, FIRE_TIMEOUT_MS, "firing"));
-    CU_ASSERT_EQUAL_FATAL(kill(fake->pid, SIGCONT), 0);
+    CU_ASSERT_EQUAL_FATAL(kill(deploy->fake->pid, SIGCONT), 0);
     CU_ASSERT(await_alert(&resolved, RESOLVE_TIMEOUT_MS, "resolved"));
     print_active_alerts("after the exchange came back");
 }
@@ -818,7 +809,7 @@ static void test_frozen_exchange_fires_premium_stale(void)
 /* The batch replica holding the kimchi lease (0 or 1); -1 when none. */
 static int kimchi_holder(void)
 {
-    redisReply *r = tft_redis_cmd(redis->port, "GET tf:lease:kimchi");
+    redisReply *r = tft_redis_cmd(deploy->redis->port, "GET tf:lease:kimchi");
     int holder = -1;
     if (r && r->type == REDIS_REPLY_STRING)
         holder = strncmp(r->str, "batch-2/", 8) == 0   ? 1
@@ -834,7 +825,7 @@ static void test_frozen_replica_fires_target_down(void)
     int i = kimchi_holder();
     CU_ASSERT_FATAL(i >= 0);
     char log[1024];
-    snprintf(log, sizeof log, "%s/batch-%d.log", dir, i + 1);
+    snprintf(log, sizeof log, "%s/batch-%d.log", deploy->dir, i + 1);
     int limit_lines = tft_file_count(log, "connection limit");
     alert_goal fired = {.name = "TickflowTargetDown", .label = "instance", .state = "firing"};
     snprintf(fired.value, sizeof fired.value, "127.0.0.1:%d", batch_port[i]);
@@ -858,7 +849,7 @@ static void test_no_batch_replica_fires_no_lease_holder(void)
     alert_goal resolved = fired;
     resolved.state = NULL;
     for (int i = 0; i < 2; i++) {
-        tft_stop(batch[i], SIGTERM, 10000);
+        tft_deploy_stop(deploy, i == 0 ? "batch-1" : "batch-2");
         batch[i] = -1;
     }
     CU_ASSERT(await_alert(&fired, FIRE_TIMEOUT_MS, "firing"));
@@ -884,15 +875,13 @@ static int suite_init(void)
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
-    dir = tft_mkdtemp();
-    redis = tft_redis_start(0);
-    fake = tft_fake_start(NULL);
-    if (!dir || !redis || !fake)
+    deploy = tft_deploy_create();
+    if (!deploy)
         return 1;
     batch_port[0] = tft_free_port();
     batch_port[1] = tft_free_port();
     api_metrics_port = tft_free_port();
-    api_port = tft_free_port();
+    api_port = deploy->api_port;
     prom_port = tft_free_port();
     if (!write_rules() || !write_prometheus_config())
         return 1;
@@ -914,34 +903,22 @@ static int suite_init(void)
 
 static int suite_cleanup(void)
 {
-    if (CU_get_number_of_failures() > 0 && dir) {
+    if (CU_get_number_of_failures() > 0 && deploy) {
         print_file("prometheus", prom_log);
-        char log[1100];
-        for (int i = 0; i < 2; i++) {
-            snprintf(log, sizeof log, "%s/batch-%d.log", dir, i + 1);
-            print_file("batch replica", log);
-        }
-        snprintf(log, sizeof log, "%s/api.log", dir);
-        print_file("API replica", log);
+        tft_deploy_print_log(deploy, "batch-1");
+        tft_deploy_print_log(deploy, "batch-2");
+        tft_deploy_print_log(deploy, "api");
     }
     if (prom > 0)
         tft_stop(prom, SIGTERM, 10000);
-    if (api > 0)
-        tft_stop(api, SIGTERM, 5000);
+    /* In case a failed assertion left them stopped: SIGTERM must reach them. */
     for (int i = 0; i < 2; i++) {
-        if (batch[i] <= 0)
-            continue;
-        kill(batch[i], SIGCONT); /* in case a failed assertion left it stopped */
-        tft_stop(batch[i], SIGTERM, 5000);
+        if (batch[i] > 0)
+            kill(batch[i], SIGCONT);
     }
-    if (fake) {
-        kill(fake->pid, SIGCONT); /* in case a failed assertion left it stopped */
-        tft_fake_stop(fake);
-    }
-    tft_redis_destroy(redis);
-    if (dir)
-        tft_rmdir(dir);
-    free(dir);
+    if (deploy && deploy->fake)
+        kill(deploy->fake->pid, SIGCONT);
+    tft_deploy_destroy(deploy);
     curl_global_cleanup();
     return 0;
 }
