@@ -238,7 +238,7 @@ static void print_active_alerts(const char *when)
  * batch_port[i] (Prometheus scrapes it there). */
 static pid_t start_batch(int i)
 {
-    char tag[16], replica[64], metrics[64];
+    char tag[32], replica[64], metrics[64];
     snprintf(tag, sizeof tag, "batch-%d", i + 1);
     snprintf(replica, sizeof replica, "TICKFLOW_REPLICA=batch-%d", i + 1);
     snprintf(metrics, sizeof metrics, "TICKFLOW_METRICS_LISTEN=127.0.0.1:%d", batch_port[i]);
