@@ -84,6 +84,10 @@ static bool fresh_premium(void *arg)
     return strstr(b.data, "\"premium_pct\"") && strstr(b.data, "\"stale\":false");
 }
 
+/* Processes whose command line matches `pattern` (a regex whose first character is in
+ * brackets, "[t]ickflow ..."): the shell popen starts has the pattern in its own command line,
+ * as has its pipeline child until that child execs wc, so pgrep would count them, or not,
+ * depending on timing. The brackets make the pattern match "tickflow" but not itself. */
 static int count_processes(const char *pattern)
 {
     char cmd[512];
@@ -100,8 +104,8 @@ static int count_processes(const char *pattern)
 
 static void test_demo_runs_and_cleans_up(void)
 {
-    int before_batch = count_processes("tickflow run pipelines/demo.yaml");
-    int before_api = count_processes("tickflow run pipelines/api.yaml");
+    int before_batch = count_processes("[t]ickflow run pipelines/demo.yaml");
+    int before_api = count_processes("[t]ickflow run pipelines/api.yaml");
     const char *argv[] = {"/bin/bash", tft_source_path("scripts/demo"), NULL};
     const char *env[] = {"DEMO_SECONDS=20", NULL};
     pid_t pid = tft_spawn(argv, log_path, env);
@@ -124,8 +128,8 @@ static void test_demo_runs_and_cleans_up(void)
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CU_ASSERT(tft_file_count(log_path, "BTC premium") >= 5); /* the live line */
     /* Nothing it started is left. */
-    CU_ASSERT_EQUAL(count_processes("tickflow run pipelines/demo.yaml"), before_batch);
-    CU_ASSERT_EQUAL(count_processes("tickflow run pipelines/api.yaml"), before_api);
+    CU_ASSERT_EQUAL(count_processes("[t]ickflow run pipelines/demo.yaml"), before_batch);
+    CU_ASSERT_EQUAL(count_processes("[t]ickflow run pipelines/api.yaml"), before_api);
     CU_ASSERT_NOT_EQUAL(http_get(api, &b), 200); /* the API port is closed */
     if (CU_get_number_of_failures()) {
         char *text = tft_read_file(log_path, NULL);
