@@ -50,23 +50,6 @@ static const char impossible_case[] =
     "              krw_exchange: bithumb\n"
     "              global_exchange: binance_futures\n";
 
-/* Looks `name` up in $PATH, as a shell would; tft_spawn needs an absolute path. */
-static bool find_in_path(const char *name, char *out, size_t size)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        int n = snprintf(out, size, "%.*s/%s", (int)len, path, name);
-        if (len > 0 && n > 0 && (size_t)n < size && access(out, X_OK) == 0)
-            return true;
-        path += len + (colon ? 1 : 0);
-    }
-    return false;
-}
-
 static void print_log(const char *what, const char *log)
 {
     char *text = tft_read_file(log, NULL);
@@ -227,7 +210,7 @@ static void test_impossible_expectation_fails(void)
 
 static int suite_init(void)
 {
-    if (!find_in_path("promtool", promtool, sizeof promtool))
+    if (!tft_find_in_path("promtool", promtool, sizeof promtool))
         promtool[0] = '\0';
     dir = tft_mkdtemp();
     return dir ? 0 : 1;

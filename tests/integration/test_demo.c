@@ -3,7 +3,6 @@
  * the API answers with a fresh BTC premium while it runs, it exits 0 by itself, and no
  * process it started is left behind.
  */
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,38 +37,10 @@ static bool api_printed(void *arg)
     return url[0] != '\0';
 }
 
-typedef struct body {
-    char data[65536];
-    size_t len;
-} body;
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
+/* GET url: the status (0 without a response); the body when `body` is given (caller frees). */
+static long http_get(const char *url, char **body)
 {
-    body *b = arg;
-    size_t take = size * n;
-    if (b->len + take >= sizeof b->data)
-        take = sizeof b->data - b->len - 1;
-    memcpy(b->data + b->len, p, take);
-    b->len += take;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-static long http_get(const char *url, body *b)
-{
-    CURL *c = curl_easy_init();
-    b->len = 0;
-    b->data[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
+    return tft_http_get(url, NULL, 2000, body);
 }
 
 /* A BTC premium from the API that is not stale. */
@@ -78,10 +49,11 @@ static bool fresh_premium(void *arg)
     const char *api = arg;
     char url[512];
     snprintf(url, sizeof url, "%s/v1/premium/BTC", api);
-    body b;
-    if (http_get(url, &b) != 200)
-        return false;
-    return strstr(b.data, "\"premium_pct\"") && strstr(b.data, "\"stale\":false");
+    char *body = NULL;
+    bool fresh = http_get(url, &body) == 200 && strstr(body, "\"premium_pct\"") &&
+                 strstr(body, "\"stale\":false");
+    free(body);
+    return fresh;
 }
 
 /* Processes whose command line matches `pattern` (a regex whose first character is in
@@ -120,9 +92,10 @@ static void test_demo_runs_and_cleans_up(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(api, "http://127.0.0.1:"));
     CU_ASSERT_PTR_NOT_NULL(strstr(metrics, "/metrics"));
     CU_ASSERT(tft_wait_until(fresh_premium, api, 15000));
-    body b;
-    CU_ASSERT_EQUAL(http_get(metrics, &b), 200);
-    CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "tickflow_pipeline_ticks_total"));
+    char *body = NULL;
+    CU_ASSERT_EQUAL(http_get(metrics, &body), 200);
+    CU_ASSERT(body && strstr(body, "tickflow_pipeline_ticks_total"));
+    free(body);
     int status = -1;
     CU_ASSERT_FATAL(tft_wait_exit(pid, 60000, &status));
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -130,7 +103,7 @@ static void test_demo_runs_and_cleans_up(void)
     /* Nothing it started is left. */
     CU_ASSERT_EQUAL(count_processes("[t]ickflow run pipelines/demo.yaml"), before_batch);
     CU_ASSERT_EQUAL(count_processes("[t]ickflow run pipelines/api.yaml"), before_api);
-    CU_ASSERT_NOT_EQUAL(http_get(api, &b), 200); /* the API port is closed */
+    CU_ASSERT_NOT_EQUAL(http_get(api, NULL), 200); /* the API port is closed */
     if (CU_get_number_of_failures()) {
         char *text = tft_read_file(log_path, NULL);
         fprintf(stderr, "\ndemo output:\n%s\n", text ? text : "");

@@ -251,23 +251,6 @@ static bool readyz_is(void *arg)
 
 /* --- promtool ------------------------------------------------------------------------------ */
 
-/* Looks `name` up in $PATH, as a shell would; tft_spawn needs an absolute path. */
-static bool find_in_path(const char *name, char *out, size_t size)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        int n = snprintf(out, size, "%.*s/%s", (int)len, path, name);
-        if (len > 0 && n > 0 && (size_t)n < size && access(out, X_OK) == 0)
-            return true;
-        path += len + (colon ? 1 : 0);
-    }
-    return false;
-}
-
 static void print_file(const char *what, const char *path)
 {
     char *text = tft_read_file(path, NULL);
@@ -361,7 +344,7 @@ static bool both_running(void *arg)
 
 static int suite_init(void)
 {
-    if (!find_in_path("promtool", promtool, sizeof promtool))
+    if (!tft_find_in_path("promtool", promtool, sizeof promtool))
         promtool[0] = '\0';
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;

@@ -54,46 +54,14 @@ static char prom_log[1024];
 
 /* --- HTTP ---------------------------------------------------------------------------------- */
 
-typedef struct body {
-    char *data; /* malloc'd, NUL-terminated */
-    size_t len;
-} body;
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    body *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, p, size * n);
-    b->data = grown;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* GET url; the body (malloc'd, caller frees) when the status is 200, else NULL. */
 static char *http_get(const char *url)
 {
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
-    body b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (status != 200 || !b.data) {
-        free(b.data);
+    char *body = NULL;
+    if (tft_http_get(url, NULL, HTTP_TIMEOUT_MS, &body) != 200) {
+        free(body);
         return NULL;
     }
-    return b.data;
+    return body;
 }
 
 static char *scrape(int port)
@@ -254,23 +222,6 @@ static pid_t start_api(void)
     return tft_deploy_start(deploy, "pipelines/api.yaml", "api", env);
 }
 
-/* Looks `name` up in $PATH, as a shell would; tft_spawn needs an absolute path. */
-static bool find_in_path(const char *name, char *out, size_t size)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        int n = snprintf(out, size, "%.*s/%s", (int)len, path, name);
-        if (len > 0 && n > 0 && (size_t)n < size && access(out, X_OK) == 0)
-            return true;
-        path += len + (colon ? 1 : 0);
-    }
-    return false;
-}
-
 /* The `for:` of a rule line ("        for: 30s"), shortened; false when `line` is not one. */
 static bool shortened_for(const char *line, size_t len, char *out, size_t size)
 {
@@ -365,7 +316,7 @@ static bool write_prometheus_config(void)
 static pid_t start_prometheus(void)
 {
     char exe[1024], config[1100], data[1100], listen[64];
-    if (!find_in_path("prometheus", exe, sizeof exe))
+    if (!tft_find_in_path("prometheus", exe, sizeof exe))
         return -1;
     snprintf(config, sizeof config, "--config.file=%s/prometheus.yml", deploy->dir);
     snprintf(data, sizeof data, "--storage.tsdb.path=%s/data", deploy->dir);
@@ -869,7 +820,7 @@ static void test_no_batch_replica_fires_no_lease_holder(void)
 static int suite_init(void)
 {
     char exe[1024];
-    if (!find_in_path("prometheus", exe, sizeof exe)) {
+    if (!tft_find_in_path("prometheus", exe, sizeof exe)) {
         fprintf(stderr, "prometheus not found in PATH: install the Debian package prometheus\n");
         return 1;
     }

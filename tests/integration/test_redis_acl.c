@@ -122,44 +122,12 @@ static bool key_exists(void *arg)
     return yes;
 }
 
-typedef struct body {
-    char data[65536];
-    size_t len;
-} body;
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    body *b = arg;
-    size_t take = size * n;
-    if (b->len + take >= sizeof b->data)
-        take = sizeof b->data - b->len - 1;
-    memcpy(b->data + b->len, p, take);
-    b->len += take;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-static long http_get(const char *url, body *b)
-{
-    CURL *c = curl_easy_init();
-    b->len = 0;
-    b->data[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 static bool premium_served(void *arg)
 {
-    body b;
-    return http_get(arg, &b) == 200 && strstr(b.data, "\"premium_pct\"") != NULL;
+    char *body = NULL;
+    bool served = tft_http_get(arg, NULL, 2000, &body) == 200 && strstr(body, "\"premium_pct\"");
+    free(body);
+    return served;
 }
 
 static void dump_log_on_failure(const char *log)

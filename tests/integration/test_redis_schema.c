@@ -10,7 +10,6 @@
  *    expires on schedule, the 1 s pipeline publishes no events:fx, and its premiums are
  *    flagged stale, then stop, as docs/redis.md says.
  */
-#include <curl/curl.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,44 +53,15 @@ static json_t *cli_json(void)
 
 /* ---- HTTP ---- */
 
-typedef struct body {
-    char data[1 << 16];
-    size_t len;
-} body;
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    body *b = arg;
-    size_t take = size * n;
-    if (b->len + take >= sizeof b->data)
-        take = sizeof b->data - b->len - 1;
-    memcpy(b->data + b->len, p, take);
-    b->len += take;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 /* GET the API's path; the body's "data" member (new reference) when the answer is 200 JSON. */
 static json_t *api_data(const char *path)
 {
-    static body b;
     char url[256];
     snprintf(url, sizeof url, "%s%s", deploy->api_url, path);
-    b.len = 0;
-    b.data[0] = '\0';
-    CURL *c = curl_easy_init();
-    if (!c)
-        return NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    json_t *root = status == 200 ? json_loads(b.data, 0, NULL) : NULL;
+    char *body = NULL;
+    long status = tft_http_get(url, NULL, 3000, &body);
+    json_t *root = status == 200 ? json_loads(body, 0, NULL) : NULL;
+    free(body);
     json_t *data = json_incref(json_object_get(root, "data"));
     json_decref(root);
     return data;

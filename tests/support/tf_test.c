@@ -2,6 +2,7 @@
 #include "tf_test.h"
 
 #include <CUnit/Basic.h>
+#include <curl/curl.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -419,4 +420,70 @@ int tft_shared_redis_port(void)
         atexit(shared_redis_stop);
     }
     return shared_redis->port;
+}
+
+bool tft_find_in_path(const char *name, char *out, size_t size)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        int n = snprintf(out, size, "%.*s/%s", (int)len, path, name);
+        if (len > 0 && n > 0 && (size_t)n < size && access(out, X_OK) == 0)
+            return true;
+        path += len + (colon ? 1 : 0);
+    }
+    return false;
+}
+
+typedef struct http_body {
+    char *data; /* malloc'd, NUL-terminated */
+    size_t len;
+} http_body;
+
+static size_t on_http_body(char *p, size_t size, size_t n, void *arg)
+{
+    http_body *b = arg;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+    if (!grown)
+        return 0; /* makes curl fail the transfer */
+    memcpy(grown + b->len, p, size * n);
+    b->data = grown;
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+long tft_http_get(const char *url, const char *header, int timeout_ms, char **body)
+{
+    if (body)
+        *body = NULL;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 0;
+    http_body b = {0};
+    struct curl_slist *headers = header ? curl_slist_append(NULL, header) : NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (headers)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    if (status != 0 && !b.data)
+        b.data = calloc(1, 1);
+    if (status == 0 || !body) {
+        free(b.data);
+        return status;
+    }
+    *body = b.data;
+    return status;
 }

@@ -58,6 +58,15 @@ long long tft_mono_ms(void);
 /* Sleeps for ms. Only for pacing a test's own actions, never to wait for a condition. */
 void tft_sleep_ms(int ms);
 
+/* The absolute path of the executable `name` found in $PATH, as a shell would (tft_spawn
+ * execs a path). False when there is none. */
+bool tft_find_in_path(const char *name, char *out, size_t size);
+
+/* One HTTP GET with libcurl (no proxy; `header` "Name: value" may be NULL): the status, 0 when
+ * no response came within timeout_ms. *body (when body is not NULL) receives the body,
+ * malloc'd and NUL-terminated, or NULL when no response came; the caller frees it. */
+long tft_http_get(const char *url, const char *header, int timeout_ms, char **body);
+
 /* A private redis-server on 127.0.0.1 (no persistence) in its own temp dir. */
 typedef struct tft_redis {
     pid_t pid;
