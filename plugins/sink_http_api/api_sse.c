@@ -279,7 +279,7 @@ api_sse_client *api_sse_attach(api_sse *hub, struct MHD_Connection *conn, bool *
         return NULL;
     c->hub = hub;
     c->conn = conn;
-    c->cap = hub->cfg.queue + hub->cfg.replay + 1; /* + the hello frame */
+    c->cap = hub->cfg.queue + hub->cfg.replay + 2; /* + the hello frame and a gap event */
     c->ring = calloc(c->cap, sizeof *c->ring);
     pthread_mutex_init(&c->lock, NULL);
     /* First frame of every stream: EventSource clients reconnect after sse_retry, and the
@@ -335,12 +335,18 @@ void api_sse_prepend(api_sse_client *c, api_event **events, size_t n)
         last = events[i - 1]->stream_id ? events[i - 1]->id : NULL;
     api_event **ring = calloc(c->cap, sizeof *ring);
     size_t count = 0;
+    /* Nothing was sent yet, so offsets stay 0, and the hello frame (retry) is still the first
+     * queued: it stays first. */
+    size_t queued = 0;
+    if (ring && c->count > 0 && !c->ring[c->head]->id[0]) {
+        ring[count++] = event_ref(c->ring[c->head]);
+        queued = 1;
+    }
     for (size_t i = 0; ring && i < n && count < c->cap; i++)
         ring[count++] = event_ref(events[i]);
-    for (size_t i = 0; ring && i < c->count; i++) {
-        api_event *e = c->ring[(c->head + i) % c->cap];
-        /* Live events the replay already holds (same stream, older or equal id) go. The hello
-         * frame is the first queued and nothing was sent yet, so offsets stay 0. */
+    for (; ring && queued < c->count; queued++) {
+        api_event *e = c->ring[(c->head + queued) % c->cap];
+        /* Live events the replay already holds (same stream, older or equal id) go. */
         bool covered = last && e->stream_id && api_stream_id_cmp(e->id, last) <= 0;
         if (!covered && count < c->cap)
             ring[count++] = event_ref(e);

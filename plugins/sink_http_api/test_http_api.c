@@ -896,9 +896,12 @@ static void test_sse_gap_unknown_id(void)
         snprintf(req, sizeof req, "GET /v1/stream HTTP/1.0\r\nHost: t\r\nLast-Event-ID: %s\r\n\r\n",
                  bad[i]);
         CU_ASSERT_FATAL(send_all(s.fd, req));
-        /* sse_retry reaches the client in the first frame. */
-        CU_ASSERT_PTR_NOT_NULL(stream_wait(&s, 0, "retry: 250\n\n", 5000));
+        /* sse_retry reaches the client in the first frame, the gap event right after it. */
+        const char *retry = stream_wait(&s, 0, "retry: 250\n\n", 5000);
+        CU_ASSERT_PTR_NOT_NULL(retry);
         json_t *gap = gap_of(&s);
+        const char *gap_at = strstr(s.buf, "event: gap");
+        CU_ASSERT(retry && gap_at && retry < gap_at);
         CU_ASSERT_PTR_NOT_NULL_FATAL(gap);
         CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "reason")), "unknown_id");
         CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(gap, "last_event_id")), bad[i]);
