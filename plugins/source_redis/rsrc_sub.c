@@ -183,16 +183,12 @@ static const rsrc_kind *kind_of_channel(const rsrc_sub *u, const char *channel)
     return NULL;
 }
 
-/* Parses one event and keeps it as the latest value of its key. A bad message is reported
- * (parse) and skipped. */
-static void take_message(rsrc_sub *u, const char *channel, const char *text, size_t len)
+/* Parses one event of kind `k` and keeps it as the latest value of its key. A bad message is
+ * reported (parse) and skipped. */
+static void store_message(rsrc_sub *u, const rsrc_kind *k, const char *channel, const char *text,
+                          size_t len)
 {
     const tf_host *h = u->host;
-    const rsrc_kind *k = kind_of_channel(u, channel);
-    if (!k)
-        return; /* a channel we did not ask for: nothing to do with it */
-    const char *kind_label[] = {k->kind};
-    h->metric_add(u->m_messages, u->self, kind_label, 1.0);
     char err[256];
     json_t *root = h->json_parse(text, len, err, sizeof err);
     if (!root) {
@@ -226,6 +222,18 @@ static void take_message(rsrc_sub *u, const char *channel, const char *text, siz
     else if (dropped < 0)
         h->report_error(u->self, TF_ENOMEM, "Redis key %s: out of memory; event lost", key);
     free(key);
+}
+
+/* One message of a subscribed channel: stored (or reported), then counted, so that once
+ * tickflow_redis_source_messages_total says N, the N messages are in the pending buffer. */
+static void take_message(rsrc_sub *u, const char *channel, const char *text, size_t len)
+{
+    const rsrc_kind *k = kind_of_channel(u, channel);
+    if (!k)
+        return; /* a channel we did not ask for: nothing to do with it */
+    store_message(u, k, channel, text, len);
+    const char *kind_label[] = {k->kind};
+    u->host->metric_add(u->m_messages, u->self, kind_label, 1.0);
 }
 
 static void take_reply(rsrc_sub *u, const redisReply *r)
