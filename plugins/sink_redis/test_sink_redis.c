@@ -194,6 +194,20 @@ static void assert_ticker_json(const json_t *j)
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "ts_exchange")), 1795428930000);
 }
 
+/* A connection PSUBSCRIBEd to every event channel under `prefix` (reads time out after 2 s). */
+static redisContext *subscribe_events(const char *prefix)
+{
+    redisContext *sub = tft_redis_connect(g_port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    struct timeval tv = {2, 0};
+    redisSetTimeout(sub, tv);
+    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s:events:*", prefix);
+    CU_ASSERT_PTR_NOT_NULL(ok);
+    if (ok)
+        freeReplyObject(ok);
+    return sub;
+}
+
 /* Reads `n` pmessages from a PSUBSCRIBEd connection into (channel, message) pairs. */
 static int read_events(redisContext *sub, int n, char channels[][128], json_t **messages)
 {
@@ -219,14 +233,7 @@ static void test_schema_ttls_values_events(void)
     const char *p = "tft_rsink_schema";
     tfh *h = open_sink(p, "{ticker_ttl: 3s, history_max: 1000}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    redisContext *sub = tft_redis_connect(g_port);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
-    struct timeval tv = {2, 0};
-    redisSetTimeout(sub, tv);
-    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s:events:*", p);
-    CU_ASSERT_PTR_NOT_NULL(ok);
-    if (ok)
-        freeReplyObject(ok);
+    redisContext *sub = subscribe_events(p);
 
     double writes_before = metric_of("tickflow_redis_sink_writes_total", "kind", "premium");
     double ok_before = batches("ok");
@@ -440,13 +447,7 @@ static void test_history_ids_unique_and_ordered(void)
 {
     tfh *h = open_sink("tft_rsink_ids", "{history_max: 1000, kinds: [premium]}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    redisContext *sub = tft_redis_connect(g_port);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
-    struct timeval tv = {2, 0};
-    redisSetTimeout(sub, tv);
-    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s", "tft_rsink_ids:events:*");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
-    freeReplyObject(ok);
+    redisContext *sub = subscribe_events("tft_rsink_ids");
 
     tf_batch *b = tf_batch_create();
     add_premium(b, "bithumb", "binance", "BTC", 2.0);
@@ -698,19 +699,6 @@ static tfh *open_cache_reader(const char *prefix)
     snprintf(runtime, sizeof runtime, "redis: {url: 'redis://127.0.0.1:%d/0', prefix: '%s'}\n",
              g_port, prefix);
     return tfh_open("source", "redis", "{keys: [fx:USDKRW]}", runtime);
-}
-
-static redisContext *subscribe_events(const char *prefix)
-{
-    redisContext *sub = tft_redis_connect(g_port);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
-    struct timeval tv = {2, 0};
-    redisSetTimeout(sub, tv);
-    redisReply *ok = redisCommand(sub, "PSUBSCRIBE %s:events:*", prefix);
-    CU_ASSERT_PTR_NOT_NULL(ok);
-    if (ok)
-        freeReplyObject(ok);
-    return sub;
 }
 
 /* The channel of the next event (the test's writes are its only publishers). */
