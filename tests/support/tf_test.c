@@ -289,6 +289,47 @@ bool tft_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
     }
 }
 
+/* True when every thread of pid is in state T (stopped); false also when /proc cannot say. */
+static bool all_threads_stopped(void *arg)
+{
+    pid_t pid = *(pid_t *)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    if (!tasks)
+        return false;
+    bool stopped = true;
+    int seen = 0;
+    struct dirent *e;
+    while (stopped && (e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char stat_path[sizeof path + sizeof e->d_name + 8];
+        char line[512];
+        snprintf(stat_path, sizeof stat_path, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(stat_path, "r");
+        if (!f)
+            continue; /* the thread exited meanwhile */
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        /* "tid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+         */
+        const char *close = strrchr(line, ')');
+        stopped = close && close[1] == ' ' && close[2] == 'T';
+        seen++;
+    }
+    closedir(tasks);
+    return stopped && seen > 0;
+}
+
+bool tft_freeze(pid_t pid, int timeout_ms)
+{
+    if (kill(pid, SIGSTOP) != 0)
+        return false;
+    return tft_wait_until(all_threads_stopped, &pid, timeout_ms);
+}
+
 redisContext *tft_redis_connect(int port)
 {
     struct timeval tv = {1, 0};

@@ -51,6 +51,11 @@ void tft_kill_wait(pid_t pid);
  * (as from waitpid) or -1 when it had to be killed. */
 int tft_stop(pid_t pid, int sig, int timeout_ms);
 
+/* Sends SIGSTOP and waits up to timeout_ms until every thread of `pid` is stopped (state T in
+ * /proc/<pid>/task/<tid>/stat). kill() returns before the threads stop: a thread still running
+ * meanwhile can accept connections or finish a tick the test means to freeze. */
+bool tft_freeze(pid_t pid, int timeout_ms);
+
 /* Polls cond(arg) every 10 ms until it is true or timeout_ms passes. */
 bool tft_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* Milliseconds on the monotonic clock. */
