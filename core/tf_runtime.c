@@ -371,6 +371,10 @@ static void plan_pipeline(plan *pl, const generation *old, const tf_pipeline_con
         snprintf(why, sizeof why, "it was not running");
     else
         changed = tf_config_diff_pipeline(old->slots[j].pcfg, pc, why, sizeof why);
+    if (!changed && tf_pipeline_keys_changed(old->slots[j].pipeline)) {
+        snprintf(why, sizeof why, "a key store entry it read at start");
+        changed = true;
+    }
     if (!changed) {
         pl->keep[i] = j;
         pl->unchanged++;
