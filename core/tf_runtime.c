@@ -281,8 +281,9 @@ static void count_reload(const char *result)
     static const char *const labels[] = {"result", NULL};
     tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_config_reloads_total",
                                        "Configuration reloads (SIGHUP) by result: applied, "
-                                       "rejected (invalid configuration), failed (the new "
-                                       "pipelines could not be created; the previous ones run)",
+                                       "rejected (the new configuration is invalid; nothing "
+                                       "changed), failed (new pipelines could not be created; "
+                                       "the previous ones were restored)",
                                        labels, NULL, 0);
     const char *values[] = {result};
     if (m)
@@ -293,8 +294,9 @@ static void count_reload_pipelines(const char *action, size_t n)
 {
     static const char *const labels[] = {"action", NULL};
     tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_config_reload_pipelines_total",
-                                       "Pipelines handled by applied reloads, by action: "
-                                       "restarted, unchanged (kept running), added, removed",
+                                       "Pipelines handled by applied reloads: restarted (their "
+                                       "configuration changed), unchanged (kept running with "
+                                       "their lease and schedule), added, removed",
                                        labels, NULL, 0);
     const char *values[] = {action};
     if (m)

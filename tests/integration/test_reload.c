@@ -26,6 +26,7 @@
 static char *dir;
 static char prefix[64];
 static char cfg_path[1024];
+static int metrics_port;
 
 /* What the configuration file holds. `version` is a field of `other`'s records; `comment` and
  * `other_first` change the text without changing any pipeline. */
@@ -69,10 +70,11 @@ static void write_config(const shape *s)
              "redis:\n"
              "  url: redis://127.0.0.1:%d/0\n"
              "  prefix: %s\n"
+             "metrics: {listen: \"127.0.0.1:%d\"}\n"
              "pipelines:\n"
              "%s%s%s",
-             s->comment, tft_shared_redis_port(), prefix, s->other_first ? other : steady,
-             s->other_first ? steady : other, third);
+             s->comment, tft_shared_redis_port(), prefix, metrics_port,
+             s->other_first ? other : steady, s->other_first ? steady : other, third);
     CU_ASSERT_FATAL(tft_write_file(cfg_path, yaml) == 0);
 }
 
@@ -273,6 +275,25 @@ static void test_reload_storm_leaves_unchanged_pipelines_alone(void)
     CU_ASSERT_STRING_EQUAL(now, fence);
     CU_ASSERT_EQUAL(steady_gaps(&p).fences, 1);
 
+    /* what the reloads did, counted */
+    char url[64], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", metrics_port);
+    CU_ASSERT_EQUAL(tft_http_get(url, NULL, 5000, &body), 200);
+    static const char *const counted[] = {
+        "tickflow_config_reloads_total{result=\"applied\"} 101",
+        "tickflow_config_reload_pipelines_total{action=\"unchanged\"} 151",
+        "tickflow_config_reload_pipelines_total{action=\"restarted\"} 50",
+        "tickflow_config_reload_pipelines_total{action=\"added\"} 1",
+        "tickflow_config_reload_pipelines_total{action=\"removed\"} 1",
+    };
+    for (size_t i = 0; i < sizeof counted / sizeof *counted; i++) {
+        bool found = body && strstr(body, counted[i]);
+        if (!found)
+            fprintf(stderr, "\n/metrics lacks %s\n", counted[i]);
+        CU_ASSERT(found);
+    }
+    free(body);
+
     CU_ASSERT_EQUAL(WEXITSTATUS(tft_stop(p.pid, SIGTERM, 5000)), 0);
     if (CU_get_number_of_failures() > 0) {
         char *log = tft_read_file(p.log, NULL);
@@ -289,6 +310,7 @@ static int setup(void)
 {
     dir = tft_mkdtemp();
     snprintf(prefix, sizeof prefix, "tftreload%d", (int)getpid());
+    metrics_port = tft_free_port();
     if (dir)
         snprintf(cfg_path, sizeof cfg_path, "%s/reload.yaml", dir);
     return dir && tft_shared_redis_port() > 0 ? 0 : 1;
