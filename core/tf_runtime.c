@@ -165,12 +165,13 @@ static generation *generation_new(config_ref *cfg)
     if (!g)
         return NULL;
     g->cfg = config_ref_hold(cfg);
-    g->n_slots = cfg->cfg->n_pipelines;
-    g->slots = calloc(g->n_slots ? g->n_slots : 1, sizeof *g->slots);
+    size_t n = cfg->cfg->n_pipelines;
+    g->slots = calloc(n ? n : 1, sizeof *g->slots);
     if (!g->slots) {
         generation_destroy(g);
         return NULL;
     }
+    g->n_slots = n;
     return g;
 }
 
@@ -209,7 +210,8 @@ static void apply_log_settings(const tf_config *cfg)
     tf_log_set_json(cfg->log.json);
 }
 
-/* Ready when no leased pipeline has lost Redis. The detail lists each pipeline's state. */
+/* Ready when every pipeline runs and no leased one has lost Redis. The detail lists each
+ * pipeline's state. */
 static bool readiness(void *arg, char *buf, size_t size)
 {
     runtime *rt = arg;

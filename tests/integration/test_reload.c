@@ -5,7 +5,8 @@
  * (same fencing token, same holder token), its tick sequence never starts over and the gap
  * between its writes stays within its period plus a margin. The changed pipeline restarts and
  * picks up each change; a reload that removes a pipeline stops it and releases its lease, one
- * that adds a pipeline starts it.
+ * that adds a pipeline starts it; /metrics counts what the reloads did. The longest gap is
+ * printed (docs/scheduling-and-leases.md quotes it).
  */
 #include <signal.h>
 #include <stdlib.h>
