@@ -26,4 +26,5 @@ add_dependencies(integration_fencing tickflow source_generate sink_redis)
 # Reload without a gap (issue 10): a SIGHUP storm against a leased pipeline writing to Redis.
 tf_add_test(integration_reload SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_reload.c
     LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
-add_dependencies(integration_reload tickflow source_generate sink_redis sink_stdout)
+add_dependencies(integration_reload tickflow source_generate sink_redis sink_stdout
+    sink_http_api)

@@ -8,9 +8,12 @@
  * that adds a pipeline starts it; /metrics counts what the reloads did. The longest gap is
  * printed (docs/scheduling-and-leases.md quotes it).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tf_proc.h"
@@ -34,6 +37,7 @@ static int metrics_port;
 typedef struct shape {
     bool other, third, other_first;
     int version, comment;
+    int other_api_port; /* other also serves the HTTP API on this port (0: not) */
 } shape;
 
 static void pipeline_yaml(char *out, size_t size, const char *name, const char *symbol,
@@ -59,11 +63,18 @@ static void pipeline_yaml(char *out, size_t size, const char *name, const char *
 
 static void write_config(const shape *s)
 {
-    char steady[768], other[768] = "", third[768] = "", yaml[4096];
+    char steady[768], other[1024] = "", third[768] = "", yaml[4096];
     pipeline_yaml(steady, sizeof steady, "steady", "STEADY", "1s", 1);
     /* other's lease outlives the test: its key can only go away by being released */
     if (s->other)
         pipeline_yaml(other, sizeof other, "other", "OTHER", "60s", s->version);
+    if (s->other && s->other_api_port) {
+        size_t len = strlen(other);
+        snprintf(other + len, sizeof other - len,
+                 "      - use: http_api\n"
+                 "        with: {listen: \"127.0.0.1:%d\"}\n",
+                 s->other_api_port);
+    }
     if (s->third)
         pipeline_yaml(third, sizeof third, "third", "THIRD", "1s", 1);
     snprintf(yaml, sizeof yaml,
@@ -204,6 +215,22 @@ static gaps steady_gaps(const tfp_proc *p)
     return g;
 }
 
+/* True when /metrics holds every line of `lines` (each missing one is printed). */
+static bool metrics_have(const char *const *lines, size_t n)
+{
+    char url[64], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", metrics_port);
+    bool all = tft_http_get(url, NULL, 5000, &body) == 200;
+    for (size_t i = 0; all && i < n; i++) {
+        if (!strstr(body, lines[i])) {
+            fprintf(stderr, "\n/metrics lacks %s\n", lines[i]);
+            all = false;
+        }
+    }
+    free(body);
+    return all;
+}
+
 static void test_reload_storm_leaves_unchanged_pipelines_alone(void)
 {
     shape initial = {.other = true, .version = 1};
@@ -277,9 +304,6 @@ static void test_reload_storm_leaves_unchanged_pipelines_alone(void)
     CU_ASSERT_EQUAL(steady_gaps(&p).fences, 1);
 
     /* what the reloads did, counted */
-    char url[64], *body = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", metrics_port);
-    CU_ASSERT_EQUAL(tft_http_get(url, NULL, 5000, &body), 200);
     static const char *const counted[] = {
         "tickflow_config_reloads_total{result=\"applied\"} 101",
         "tickflow_config_reload_pipelines_total{action=\"unchanged\"} 151",
@@ -287,13 +311,7 @@ static void test_reload_storm_leaves_unchanged_pipelines_alone(void)
         "tickflow_config_reload_pipelines_total{action=\"added\"} 1",
         "tickflow_config_reload_pipelines_total{action=\"removed\"} 1",
     };
-    for (size_t i = 0; i < sizeof counted / sizeof *counted; i++) {
-        bool found = body && strstr(body, counted[i]);
-        if (!found)
-            fprintf(stderr, "\n/metrics lacks %s\n", counted[i]);
-        CU_ASSERT(found);
-    }
-    free(body);
+    CU_ASSERT(metrics_have(counted, sizeof counted / sizeof *counted));
 
     CU_ASSERT_EQUAL(WEXITSTATUS(tft_stop(p.pid, SIGTERM, 5000)), 0);
     if (CU_get_number_of_failures() > 0) {
@@ -305,6 +323,72 @@ static void test_reload_storm_leaves_unchanged_pipelines_alone(void)
         }
         free(log);
     }
+}
+
+/* A listening socket on a free loopback port, so that a plugin binding it fails; -1 on error. */
+static int occupy_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static bool other_seq_grows(void *arg)
+{
+    return cached_field("OTHER", "seq") > *(const long long *)arg;
+}
+
+/* A reload whose changed pipeline cannot be created (its new sink's port is taken) brings the
+ * previous one back, leaves the unchanged one alone and counts a failed reload; once the port
+ * is free, the same file reloads. */
+static void test_failed_reload_restores_the_stopped_pipeline(void)
+{
+    snprintf(prefix, sizeof prefix, "tftreload%db", (int)getpid()); /* keys of its own */
+    shape initial = {.other = true, .version = 1};
+    write_config(&initial);
+    tfp_proc p;
+    CU_ASSERT_FATAL(tfp_start(&p, dir, "restore", cfg_path));
+    version_wait steady_up = {"STEADY", 1}, other_up = {"OTHER", 1};
+    CU_ASSERT_FATAL(tft_wait_until(cached_version_is, &steady_up, 15000));
+    CU_ASSERT_FATAL(tft_wait_until(cached_version_is, &other_up, 15000));
+    char fence[64], now[64];
+    lease_get("fence", "steady", fence, sizeof fence);
+
+    int port = 0;
+    int fd = occupy_port(&port);
+    CU_ASSERT_FATAL(fd >= 0);
+    shape taken = {.other = true, .version = 2, .other_api_port = port};
+    write_config(&taken);
+    CU_ASSERT_FATAL(kill(p.pid, SIGHUP) == 0);
+    watch restoring = {&p, "new configuration failed to start; restoring", 1};
+    CU_ASSERT_FATAL(tft_wait_until(log_has, &restoring, 10000));
+    /* other runs again as it was (version 1), steady never stopped */
+    long long seq = cached_field("OTHER", "seq");
+    CU_ASSERT(tft_wait_until(other_seq_grows, &seq, 5000));
+    CU_ASSERT_EQUAL(cached_field("OTHER", "version"), 1);
+    lease_get("fence", "steady", now, sizeof now);
+    CU_ASSERT_STRING_EQUAL(now, fence);
+    static const char *const failed[] = {"tickflow_config_reloads_total{result=\"failed\"} 1"};
+    CU_ASSERT(metrics_have(failed, 1));
+
+    close(fd);
+    int applied = tfp_log_count(&p, "configuration in effect");
+    CU_ASSERT_FATAL(kill(p.pid, SIGHUP) == 0);
+    watch done = {&p, "configuration in effect", applied + 1};
+    CU_ASSERT_FATAL(tft_wait_until(log_has, &done, 10000));
+    version_wait other_v2 = {"OTHER", 2};
+    CU_ASSERT(tft_wait_until(cached_version_is, &other_v2, 10000));
+    lease_get("fence", "steady", now, sizeof now);
+    CU_ASSERT_STRING_EQUAL(now, fence);
+    CU_ASSERT_EQUAL(WEXITSTATUS(tft_stop(p.pid, SIGTERM, 5000)), 0);
 }
 
 static int setup(void)
@@ -329,6 +413,8 @@ int main(void)
     CU_TestInfo tests[] = {
         {"a reload storm leaves unchanged pipelines alone",
          test_reload_storm_leaves_unchanged_pipelines_alone},
+        {"a failed reload restores the stopped pipeline",
+         test_failed_reload_restores_the_stopped_pipeline},
         CU_TEST_INFO_NULL,
     };
     return tft_run_suite("reload", tests, setup, teardown);
