@@ -11,6 +11,24 @@
 
 #include "tf_options.h"
 
+/* Every field of these structures is compared below. A field added to one of them usually
+ * changes its size and stops the build here: compare the new field (or write here why a reload
+ * may ignore it), then update the size. LP64 sizes (Debian amd64, arm64). */
+#if UINTPTR_MAX == 0xFFFFFFFFFFFFFFFFu
+_Static_assert(sizeof(tf_config) == 216,
+               "new runtime section: decide in tf_config_diff_runtime() whether it restarts "
+               "pipelines");
+_Static_assert(sizeof(tf_redis_settings) == 80, "new tf_redis_settings field: see redis_same()");
+_Static_assert(sizeof(tf_http_settings) == 72, "new tf_http_settings field: see http_same()");
+_Static_assert(sizeof(tf_http_host_limit) == 24,
+               "new tf_http_host_limit field: see host_limit_same()");
+_Static_assert(sizeof(tf_keys_settings) == 32, "new tf_keys_settings field: see keys_same()");
+_Static_assert(sizeof(tf_master_key) == 40, "new tf_master_key field: see keys_same()");
+_Static_assert(sizeof(tf_pipeline_config) == 96,
+               "new tf_pipeline_config field: see tf_config_diff_pipeline()");
+_Static_assert(sizeof(tf_stage_config) == 24, "new tf_stage_config field: see first_stage_diff()");
+#endif
+
 static bool str_same(const char *a, const char *b)
 {
     if (!a || !b)
