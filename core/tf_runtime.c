@@ -346,7 +346,7 @@ static bool find_slot(const generation *g, const char *name, size_t *at)
     return false;
 }
 
-static bool find_slot_in_config(const tf_config *cfg, const char *name, size_t *at)
+static bool find_pipeline(const tf_config *cfg, const char *name, size_t *at)
 {
     for (size_t i = 0; i < cfg->n_pipelines; i++) {
         if (strcmp(cfg->pipelines[i].name, name) == 0) {
@@ -355,6 +355,24 @@ static bool find_slot_in_config(const tf_config *cfg, const char *name, size_t *
         }
     }
     return false;
+}
+
+/* Why the running pipeline of slot s must restart to become pc; false when it may go on. */
+static bool restart_reason(const plan *pl, const slot *s, const tf_pipeline_config *pc, char *why,
+                           size_t size)
+{
+    char what[48];
+    if (pl->global)
+        snprintf(why, size, "the %s: section changed", pl->global);
+    else if (!s->pipeline)
+        snprintf(why, size, "it was not running");
+    else if (tf_config_diff_pipeline(s->pcfg, pc, what, sizeof what))
+        snprintf(why, size, "%s changed", what);
+    else if (tf_pipeline_keys_changed(s->pipeline))
+        snprintf(why, size, "a key store entry it read at start changed");
+    else
+        return false;
+    return true;
 }
 
 /* Decides the fate of the new pipeline i: carried over, restarted or added. */
@@ -367,26 +385,11 @@ static void plan_pipeline(plan *pl, const generation *old, const tf_pipeline_con
         names_add(pl->added_names, sizeof pl->added_names, pc->name);
         return;
     }
-    char why[64] = "";
-    bool changed = true;
-    if (pl->global)
-        snprintf(why, sizeof why, "the %s: section changed", pl->global);
-    else if (!old->slots[j].pipeline)
-        snprintf(why, sizeof why, "it was not running");
-    else
-        changed = tf_config_diff_pipeline(old->slots[j].pcfg, pc, why, sizeof why);
-    if (!changed && tf_pipeline_keys_changed(old->slots[j].pipeline)) {
-        snprintf(why, sizeof why, "a key store entry it read at start");
-        changed = true;
-    }
-    if (!changed) {
+    char why[96];
+    if (!restart_reason(pl, &old->slots[j], pc, why, sizeof why)) {
         pl->keep[i] = j;
         pl->unchanged++;
         return;
-    }
-    if (!pl->global && old->slots[j].pipeline) {
-        size_t len = strlen(why);
-        snprintf(why + len, sizeof why - len, " changed");
     }
     tf_log(TF_LOG_INFO, COMPONENT, "reload: pipeline '%s' restarts (%s)", pc->name, why);
     pl->create[i] = true;
@@ -412,7 +415,7 @@ static int plan_make(plan *pl, const generation *old, const tf_config *next)
     for (size_t j = 0; j < old->n_slots; j++) {
         size_t unused = 0;
         const char *name = old->slots[j].pcfg->name;
-        if (find_slot_in_config(next, name, &unused))
+        if (find_pipeline(next, name, &unused))
             continue;
         pl->stop[j] = true;
         pl->removed++;
