@@ -462,3 +462,20 @@ tf_lease *tf_pipeline_lease(const tf_pipeline *p)
 {
     return p->lease;
 }
+
+/* --- reload --- */
+
+static bool stage_keys_changed(tf_instance *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tf_instance_keys_changed(list[i]))
+            return true;
+    return false;
+}
+
+bool tf_pipeline_keys_changed(const tf_pipeline *p)
+{
+    return stage_keys_changed(p->sources, p->cfg->n_sources) ||
+           stage_keys_changed(p->transforms, p->cfg->n_transforms) ||
+           stage_keys_changed(p->sinks, p->cfg->n_sinks);
+}

@@ -32,5 +32,8 @@ const char *tf_pipeline_name(const tf_pipeline *p);
 unsigned long tf_pipeline_ticks(const tf_pipeline *p);
 /* NULL when the pipeline has no lease. */
 tf_lease *tf_pipeline_lease(const tf_pipeline *p);
+/* True when a key store entry one of its plugins read at init has changed since (reload
+ * restarts the pipeline then). Reads the store; main thread. */
+bool tf_pipeline_keys_changed(const tf_pipeline *p);
 
 #endif
