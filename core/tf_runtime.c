@@ -21,6 +21,7 @@
 #include "tf_log.h"
 #include "tf_metrics.h"
 #include "tf_pipeline.h"
+#include "tf_redis.h"
 
 #define COMPONENT "runtime"
 
@@ -138,7 +139,32 @@ static void apply_log_settings(const tf_config *cfg)
     tf_log_set_json(cfg->log.json);
 }
 
-/* Ready when no leased pipeline has lost Redis. The detail lists each pipeline's state. */
+/* One pipeline's readiness word for the /readyz detail (`reason` is scratch space): false
+ * when a leased pipeline lost Redis, an unleased one's plugins cannot reach it (the API role),
+ * or every write has failed for longer than the lease ttl (Redis OOM, an ACL change). */
+static bool pipeline_ready(tf_pipeline *p, const char **state, char *reason, size_t size)
+{
+    tf_lease *l = tf_pipeline_lease(p);
+    *state = "running";
+    if (l) {
+        tf_lease_state s = tf_lease_get_state(l);
+        *state = s == TF_LEASE_HELD      ? "holder"
+                 : s == TF_LEASE_STANDBY ? "standby"
+                                         : "redis_unreachable";
+        if (s == TF_LEASE_UNREACHABLE)
+            return false;
+    } else if (!tf_redis_pipeline_reachable(tf_pipeline_name(p))) {
+        *state = "redis_unreachable";
+        return false;
+    }
+    if (tf_pipeline_write_failing(p, reason, size)) {
+        *state = reason;
+        return false;
+    }
+    return true;
+}
+
+/* Ready when every pipeline is (pipeline_ready). The detail lists each pipeline's state. */
 static bool readiness(void *arg, char *buf, size_t size)
 {
     runtime *rt = arg;
@@ -147,16 +173,10 @@ static bool readiness(void *arg, char *buf, size_t size)
     bool ready = g != NULL;
     json_t *detail = json_object();
     for (size_t i = 0; g && i < g->n_pipelines; i++) {
-        tf_lease *l = tf_pipeline_lease(g->pipelines[i]);
-        const char *state = "running";
-        if (l) {
-            tf_lease_state s = tf_lease_get_state(l);
-            state = s == TF_LEASE_HELD      ? "holder"
-                    : s == TF_LEASE_STANDBY ? "standby"
-                                            : "redis_unreachable";
-            if (s == TF_LEASE_UNREACHABLE)
-                ready = false;
-        }
+        const char *state = NULL;
+        char reason[160];
+        if (!pipeline_ready(g->pipelines[i], &state, reason, sizeof reason))
+            ready = false;
         json_object_set_new(detail, tf_pipeline_name(g->pipelines[i]), json_string(state));
     }
     pthread_mutex_unlock(&rt->lock);
