@@ -342,6 +342,10 @@ bool tf_pipeline_write_failing(tf_pipeline *p, char *reason, size_t size)
     int64_t now = tf_mono_ms();
     if (!deadline || now < deadline)
         return false;
+    /* A replica that lost the lease meanwhile writes nothing any more (its tick thread may
+     * sleep until the end of a long period before it notices and clears the streak). */
+    if (p->lease && !tf_lease_check(p->lease, NULL))
+        return false;
     snprintf(reason, size, "write_failing: every write has failed for %lld ms (limit %lld ms)",
              (long long)(now - deadline + failing_after_ms(p)), (long long)failing_after_ms(p));
     return true;
