@@ -504,6 +504,11 @@ static void *tick_thread(void *arg)
         run_tick(p, ++seq, anchor_wall + (due - anchor_mono), due + period, fence);
         due = skip_overrun(p, due + period);
     }
+    /* A stopped pipeline writes nothing, so it is not failing (a reload may remove it). */
+    tf_metric *m = write_failing_metric();
+    const char *values[] = {p->cfg->name};
+    if (m && p->failing_exported)
+        tf_metric_set(m, values, 0.0);
     return NULL;
 }
 
