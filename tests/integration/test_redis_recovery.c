@@ -198,9 +198,11 @@ static void test_empty_restart(void)
 
 #define TIMEOUT_TICKS 5
 
-/* pipelines/demo.yaml with the FX period shortened from 10m to 3s, so that several FX ticks
+/* pipelines/demo.yaml with the FX period shortened from 10m to 4s, so that several FX ticks
  * each find their connection closed by Redis's 2 s idle timeout (as 10m does with `timeout
- * 10` in production). NULL on failure; malloc'd path. */
+ * 10` in production). Redis compares whole seconds (idle > timeout, in unixtime), so the
+ * period leaves a full second of margin: 3 s would be closed only about half the time. NULL on
+ * failure; malloc'd path. */
 static char *fast_fx_yaml(const tft_deploy *d)
 {
     char *text = tft_read_file(tft_source_path("pipelines/demo.yaml"), NULL);
@@ -208,8 +210,8 @@ static char *fast_fx_yaml(const tft_deploy *d)
     char *path = malloc(1024);
     bool ok = at && path;
     if (ok) {
-        memcpy(at, "every: 3s ", strlen("every: 10m"));
-        snprintf(path, 1024, "%s/demo-fx3s.yaml", d->dir);
+        memcpy(at, "every: 4s ", strlen("every: 10m"));
+        snprintf(path, 1024, "%s/demo-fx4s.yaml", d->dir);
         ok = tft_write_file(path, text) == 0;
     }
     free(text);
@@ -256,7 +258,7 @@ static void test_idle_timeout_loses_no_write(void)
     const char *fx_sink[] = {"who=\"fx/redis\"", NULL};
     double reconnects = metric_sum(s.batch_metrics, "tickflow_redis_reconnects_total", fx_sink);
     fprintf(stderr,
-            "\nRedis timeout 2 s, FX every 3 s: %g tick(s) ok, %g batch(es) written, %g failed, "
+            "\nRedis timeout 2 s, FX every 4 s: %g tick(s) ok, %g batch(es) written, %g failed, "
             "%g reconnect(s) of the FX connections\n",
             ok_ticks, written, failed, reconnects);
     CU_ASSERT(ok_ticks >= TIMEOUT_TICKS);
