@@ -75,8 +75,9 @@ static tf_metric *duration_metric(void)
 static tf_metric *write_failing_metric(void)
 {
     return tf_metrics_register(TF_METRIC_GAUGE, "tickflow_pipeline_write_failing",
-                               "1 while every write of this pipeline's sinks on this replica has "
-                               "failed for longer than its lease ttl (the replica is not ready)",
+                               "1 while every sink write of the pipeline on this replica has "
+                               "failed for longer than its lease ttl (Redis OOM, ACL); the replica "
+                               "is then not ready",
                                pipeline_label, NULL, 0);
 }
 
