@@ -23,6 +23,7 @@
 #include "tf_log.h"
 #include "tf_metrics.h"
 #include "tf_pipeline.h"
+#include "tf_redis.h"
 
 #define COMPONENT "runtime"
 
@@ -210,8 +211,32 @@ static void apply_log_settings(const tf_config *cfg)
     tf_log_set_json(cfg->log.json);
 }
 
-/* Ready when every pipeline runs and no leased one has lost Redis. The detail lists each
- * pipeline's state. */
+/* One pipeline's readiness word for the /readyz detail (`reason` is scratch space): false
+ * when a leased pipeline lost Redis, an unleased one's plugins cannot reach it (the API role),
+ * or every write has failed for longer than the lease ttl (Redis OOM, an ACL change). */
+static bool pipeline_ready(tf_pipeline *p, const char **state, char *reason, size_t size)
+{
+    tf_lease *l = tf_pipeline_lease(p);
+    *state = "running";
+    if (l) {
+        tf_lease_state s = tf_lease_get_state(l);
+        *state = s == TF_LEASE_HELD      ? "holder"
+                 : s == TF_LEASE_STANDBY ? "standby"
+                                         : "redis_unreachable";
+        if (s == TF_LEASE_UNREACHABLE)
+            return false;
+    } else if (!tf_redis_pipeline_reachable(tf_pipeline_name(p))) {
+        *state = "redis_unreachable";
+        return false;
+    }
+    if (tf_pipeline_write_failing(p, reason, size)) {
+        *state = reason;
+        return false;
+    }
+    return true;
+}
+
+/* Ready when every pipeline is (pipeline_ready). The detail lists each pipeline's state. */
 static bool readiness(void *arg, char *buf, size_t size)
 {
     runtime *rt = arg;
@@ -220,20 +245,11 @@ static bool readiness(void *arg, char *buf, size_t size)
     bool ready = g != NULL;
     json_t *detail = json_object();
     for (size_t i = 0; g && i < g->n_slots; i++) {
-        const tf_pipeline *p = g->slots[i].pipeline;
-        tf_lease *l = p ? tf_pipeline_lease(p) : NULL;
-        const char *state = "running";
-        if (!p) {
-            state = "stopped"; /* a failed reload could not bring it back */
+        tf_pipeline *p = g->slots[i].pipeline;
+        const char *state = "stopped"; /* a failed reload could not bring it back */
+        char reason[160];
+        if (!p || !pipeline_ready(p, &state, reason, sizeof reason))
             ready = false;
-        } else if (l) {
-            tf_lease_state s = tf_lease_get_state(l);
-            state = s == TF_LEASE_HELD      ? "holder"
-                    : s == TF_LEASE_STANDBY ? "standby"
-                                            : "redis_unreachable";
-            if (s == TF_LEASE_UNREACHABLE)
-                ready = false;
-        }
         json_object_set_new(detail, g->slots[i].pcfg->name, json_string(state));
     }
     pthread_mutex_unlock(&rt->lock);
