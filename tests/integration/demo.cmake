@@ -17,3 +17,10 @@ target_compile_definitions(integration_sse_clients PRIVATE
     TF_TEST_CLIENTS_DIR="${TF_TEST_CLIENTS_DIR}")
 set_tests_properties(integration_sse_clients PROPERTIES FIXTURES_REQUIRED test_clients)
 add_dependencies(integration_sse_clients tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
+
+# Issue 10, section 2: the demo behind the fake exchange's mutating proxy mode for 60 s (then
+# 30 s with the sources' guards off): nothing outside the bounds is served as fresh, by the API
+# or in Redis, and every rejection and suspect premium is counted.
+tf_add_test(integration_plausibility SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_plausibility.c
+    LIBS tf_test_support LABELS integration TIMEOUT 300)
+add_dependencies(integration_plausibility tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
