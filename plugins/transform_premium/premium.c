@@ -900,12 +900,11 @@ static int register_metrics(premium *p)
                                     series_labels, NULL, 0);
     p->m_suspect = h->metric_register(
         p->self, TF_METRIC_GAUGE, "tickflow_premium_suspect",
-        "1 when the last premium is outside premium_min..premium_max (flagged suspect).",
-        series_labels, NULL, 0);
+        "1 when the last premium was flagged suspect (outside the premium band).", series_labels,
+        NULL, 0);
     p->m_suspect_total = h->metric_register(
         p->self, TF_METRIC_COUNTER, "tickflow_premium_suspect_total",
-        "Premiums flagged suspect: outside premium_min..premium_max, never served as fresh.",
-        series_labels, NULL, 0);
+        "Premiums flagged suspect (outside the premium band).", series_labels, NULL, 0);
     if (!p->m_pct || !p->m_age || !p->m_stale || !p->m_suspect || !p->m_suspect_total) {
         h->log(p->self, TF_LOG_ERROR,
                "metrics: expected to register tickflow_premium_{pct,age_seconds,stale,suspect,"

@@ -229,11 +229,9 @@ static inline int tf_plaus_init(tf_plaus *g, const tf_host *h, tf_instance *self
     }
     if (rc != TF_OK)
         return rc;
-    g->rejected = h->metric_register(
-        self, TF_METRIC_COUNTER, "tickflow_source_rejected_total",
-        "Prices a source refused to emit: reason=\"range\" (outside its sane range) or "
-        "\"jump\" (moved more than max_jump and not confirmed by the next update)",
-        labels, NULL, 0);
+    g->rejected = h->metric_register(self, TF_METRIC_COUNTER, "tickflow_source_rejected_total",
+                                     "Prices a source refused to emit, by reason: range or jump.",
+                                     labels, NULL, 0);
     return TF_OK;
 }
 
