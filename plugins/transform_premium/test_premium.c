@@ -875,6 +875,7 @@ static void test_suspect_band(void)
     CU_ASSERT_TRUE(suspect_of(r));
     CU_ASSERT_FALSE(stale_of(r));
     CU_ASSERT(tfh_double(r, "premium_pct") > 900);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tfh_string(r, "suspect_reason"));
     CU_ASSERT_STRING_EQUAL(tfh_string(r, "suspect_reason"),
                            "premium_pct,entry_premium_pct,exit_premium_pct");
     CU_ASSERT_EQUAL(suspect_total("SUS", "bithumb", "binance"), 1);

@@ -44,6 +44,7 @@ typedef struct tally {
     long fresh_premiums;  /* fresh premiums seen (API and Redis) */
     long suspect_seen;    /* suspect premiums seen */
     long violations;      /* values outside the bounds served as fresh */
+    long bad_premiums;    /* of which in premiums */
     char *seen[SEEN_MAX]; /* distinct suspect premiums: "<krw>/<global>/<symbol>/<ts>" */
     size_t n_seen;
 } tally;
@@ -109,13 +110,11 @@ static void check_premium(tally *t, const char *where, const json_t *v, bool gua
         note_suspect(t, v);
         return;
     }
-    if (!json_is_false(json_object_get(v, "suspect"))) {
-        violation(t, where, v, "no suspect flag");
-        return;
-    }
+    /* An absent flag reads as false (docs/redis.md): the values themselves are judged. */
     if (json_is_true(json_object_get(v, "stale")))
         return;
     t->fresh_premiums++;
+    long before = t->violations;
     static const char *const pcts[] = {"premium_pct", "premium_usdt_pct", "entry_premium_pct",
                                        "exit_premium_pct"};
     for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
@@ -134,6 +133,7 @@ static void check_premium(tally *t, const char *where, const json_t *v, bool gua
         violation(t, where, v, "krw_price");
     if (guarded && g && !(gp >= g->min && gp <= g->max))
         violation(t, where, v, "global_price");
+    t->bad_premiums += t->violations > before;
 }
 
 /* GET <api><path> and check every item of its "data" array. */
@@ -319,9 +319,11 @@ static void run_phase(const char *name, int metrics_port, long long ms, bool gua
             "\n%s: %lld s behind the mutating proxy (rate %s): mutations %s; API polls %ld, "
             "Redis reads %ld, fresh premiums checked %ld; rejected by the sources %.0f (range "
             "%.0f, jump %.0f); suspect premiums counted %.0f, in the history %ld, distinct "
-            "seen by API/Redis %zu; values outside the bounds served as fresh: %ld\n",
+            "seen by API/Redis %zu; values outside the bounds served as fresh: %ld (%ld in "
+            "premiums)\n",
             name, ms / 1000, MUTATE_RATE, mtext ? mtext : "?", t.polls, t.redis_reads,
-            t.fresh_premiums, rejected, range, jump, suspects, in_history, t.n_seen, t.violations);
+            t.fresh_premiums, rejected, range, jump, suspects, in_history, t.n_seen, t.violations,
+            t.bad_premiums);
     free(mtext);
     CU_ASSERT(json_integer_value(json_object_get(counts, "fields")) > 0);
     CU_ASSERT(t.polls > 100);
