@@ -212,7 +212,10 @@ static inline int tf_plaus_init(tf_plaus *g, const tf_host *h, tf_instance *self
                                 const tf_plaus_config *cfg)
 {
     static const char *const labels[] = {"exchange", "symbol", "reason", NULL};
-    *g = (tf_plaus){.host = h, .self = self, .cfg = *cfg};
+    memset(g, 0, sizeof *g); /* no compound literal: the header stays valid C++ */
+    g->host = h;
+    g->self = self;
+    g->cfg = *cfg;
     g->cfg.bounds = NULL;
     int rc = tf_plaus_check_config(g);
     size_t n = json_object_size(cfg->bounds);
