@@ -920,6 +920,16 @@ static int book_from_json(const json_t *root, const char *key, tf_book *out, cha
                  key, reason ? reason : "unknown");
         return TF_EVALUE;
     }
+    /* A suspect premium (outside the transform's band: a broken price upstream) would open or
+     * close at an absurd price; absent means a premium written before the flag existed. */
+    if (json_is_true(json_object_get(root, "suspect"))) {
+        const char *reason = json_string_value(json_object_get(root, "suspect_reason"));
+        snprintf(err, err_size,
+                 "%s: expected a plausible premium, found it suspect (suspect_reason: %s); retry "
+                 "when the sources recover, or give the prices explicitly",
+                 key, reason ? reason : "unknown");
+        return TF_EVALUE;
+    }
     int rc = book_number(root, key, "krw_bid", &out->krw_bid, err, err_size);
     rc = rc ? rc : book_number(root, key, "krw_ask", &out->krw_ask, err, err_size);
     rc = rc ? rc : book_number(root, key, "global_bid", &out->global_bid, err, err_size);

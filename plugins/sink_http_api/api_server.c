@@ -324,12 +324,12 @@ static void reply_premiums(api_server *s, struct MHD_Connection *conn, const api
         bits[8] = ages[i].stale;
         h = api_hash(h, bits, sizeof bits);
         size += p->fixed_len + 80;
-        fresh += !ages[i].stale;
+        fresh += ages[i].fresh;
     }
     if (all_stale && n > 0 && fresh == 0) {
         reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no_fresh_data",
                     "every premium of %s is stale (older than stale_after %" PRId64
-                    " ms or flagged stale by the premium transform)",
+                    " ms or flagged stale by the premium transform) or suspect",
                     all_stale, s->cfg.stale_after_ms);
         goto out;
     }
@@ -934,15 +934,16 @@ static void route_readyz(api_server *s, reply *r)
     int64_t now = s->host->now_ms();
     size_t fresh = 0;
     for (size_t i = 0; i < v->n_premiums; i++)
-        fresh += !api_premium_age(v->premiums[i], now, s->cfg.stale_after_ms).stale;
+        fresh += api_premium_age(v->premiums[i], now, s->cfg.stale_after_ms).fresh;
     size_t known = v->n_premiums;
     api_view_release(v);
     bool redis_ok = api_redis_reachable(s->redis);
     char reason[192] = "";
     if (fresh == 0)
         snprintf(reason, sizeof reason,
-                 "no fresh premium: %zu known, none newer than stale_after %" PRId64 " ms", known,
-                 s->cfg.stale_after_ms);
+                 "no fresh premium: %zu known, none both newer than stale_after %" PRId64
+                 " ms and not suspect",
+                 known, s->cfg.stale_after_ms);
     else if (!redis_ok)
         snprintf(reason, sizeof reason, "Redis is not reachable");
     if (reason[0])

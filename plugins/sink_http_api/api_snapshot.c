@@ -50,7 +50,8 @@ static char *open_object(char *text, size_t len, size_t *out_len)
 
 bool api_premium_from_json(const json_t *obj, api_premium *out)
 {
-    static const char *const own_fields[] = {"kind", "v", "age_ms", "stale", "history_id"};
+    static const char *const own_fields[] = {"kind",  "v",       "age_ms",
+                                             "stale", "suspect", "history_id"};
     *out = (api_premium){.ts = API_NO_TS};
     json_t *copy = json_copy((json_t *)obj); /* shallow: values are shared, not modified */
     if (!copy)
@@ -64,6 +65,9 @@ bool api_premium_from_json(const json_t *obj, api_premium *out)
     if (json_is_integer(ts))
         out->ts = json_integer_value(ts);
     out->rec_stale = json_is_true(json_object_get(obj, "stale"));
+    /* Rendered at request time like stale, so every premium carries it, even one written
+     * before the premium transform flagged suspects. */
+    out->suspect = json_is_true(json_object_get(obj, "suspect"));
     size_t len = 0;
     char *text = api_json_dump(copy, &len);
     json_decref(copy);
@@ -73,6 +77,8 @@ bool api_premium_from_json(const json_t *obj, api_premium *out)
         return false;
     }
     out->hash = api_hash(API_HASH_SEED, out->fixed, out->fixed_len);
+    if (out->suspect) /* not in `fixed`: the identity must still tell the two apart */
+        out->hash = api_hash(out->hash, "suspect", 7);
     return true;
 }
 
@@ -87,21 +93,24 @@ api_age api_premium_age(const api_premium *p, int64_t now_ms, int64_t stale_afte
     /* A ts slightly ahead of our clock (another host's clock) reads as age 0, not negative. */
     a.age_ms = now_ms > p->ts ? now_ms - p->ts : 0;
     a.stale = p->rec_stale || a.age_ms > stale_after_ms;
+    a.fresh = !a.stale && !p->suspect;
     return a;
 }
 
 bool api_premium_render(api_buf *b, const api_premium *p, api_age age)
 {
-    char tail[96];
+    char tail[128];
     const char *reason = "";
     if (age.stale && !p->rec_stale) /* the record's own stale_reason is in `fixed` */
         reason = age.known ? ",\"stale_reason\":\"age\"" : ",\"stale_reason\":\"no_ts\"";
     int n;
     if (age.known)
-        n = snprintf(tail, sizeof tail, "\"age_ms\":%" PRId64 ",\"stale\":%s%s}", age.age_ms,
-                     age.stale ? "true" : "false", reason);
+        n = snprintf(tail, sizeof tail, "\"age_ms\":%" PRId64 ",\"stale\":%s%s,\"suspect\":%s}",
+                     age.age_ms, age.stale ? "true" : "false", reason,
+                     p->suspect ? "true" : "false");
     else
-        n = snprintf(tail, sizeof tail, "\"age_ms\":null,\"stale\":true%s}", reason);
+        n = snprintf(tail, sizeof tail, "\"age_ms\":null,\"stale\":true%s,\"suspect\":%s}", reason,
+                     p->suspect ? "true" : "false");
     if (n < 0 || (size_t)n >= sizeof tail)
         return false;
     return api_buf_add(b, p->fixed, p->fixed_len) && api_buf_add(b, tail, (size_t)n);

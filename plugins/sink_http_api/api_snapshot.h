@@ -30,13 +30,15 @@ typedef struct api_premium {
     char *symbol; /* owned */
     char *krw;    /* owned: krw_exchange */
     char *global; /* owned: global_exchange */
-    /* owned: the object's compact JSON without age_ms, stale and the closing brace; it ends with
+    /* owned: the object's compact JSON without age_ms, stale, suspect and the closing brace; it
+     * ends with
      * ',' (or '{' for an object with no other field) so the request-time fields follow. */
     char *fixed;
     size_t fixed_len;
     uint64_t hash;  /* of `fixed`: the premium's identity in ETags */
     int64_t ts;     /* the record's `ts` (epoch ms), API_NO_TS when absent */
     bool rec_stale; /* the record's own stale flag */
+    bool suspect;   /* the record's suspect flag (outside the premium band; false if absent) */
 } api_premium;
 
 /* A read rendered once: its 200 and 304 responses (one reference each, owned by the view). */
@@ -118,10 +120,11 @@ typedef struct api_age {
     int64_t age_ms; /* now - ts; meaningless when !known */
     bool known;     /* the premium has a ts */
     bool stale;     /* rec_stale, or no ts, or age_ms > stale_after */
+    bool fresh;     /* neither stale nor suspect: the only premiums a client may act on */
 } api_age;
 
 api_age api_premium_age(const api_premium *p, int64_t now_ms, int64_t stale_after_ms);
-/* Appends the premium's full JSON object (its fixed part, then age_ms and stale). */
+/* Appends the premium's full JSON object (its fixed part, then age_ms, stale and suspect). */
 bool api_premium_render(api_buf *b, const api_premium *p, api_age age);
 
 /* Builds a premium from a JSON object (a record or a history entry; not modified): the

@@ -623,6 +623,55 @@ static void test_staleness_at_request_time(void)
     expect_error("GET", "/v1/premium/OLD", NULL, 503, "no_fresh_data", "OLD");
 }
 
+static void fill_suspect(tf_batch *b, void *arg)
+{
+    (void)arg;
+    add_premium(b, "ODD", "bithumb", 900.0);
+    tf_record *r = tf_batch_at(b, tf_batch_count(b) - 1);
+    tf_record_set_bool(r, "suspect", true);
+    tf_record_set_string(r, "suspect_reason", "premium_pct");
+}
+
+/* A suspect premium (outside the premium transform's band) is served flagged, distinct from
+ * stale, and never counts as fresh: not for /v1/premium/{symbol}, not for /readyz. A premium
+ * without the flag (written before it existed) reads suspect: false. */
+static void test_suspect_never_fresh(void)
+{
+    int port = 0;
+    tfh *h = open_api("suspect", NULL, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    write_batch(h, fill_suspect, NULL);
+    resp r;
+    http_at(port, "GET", "/v1/premium?symbol=ODD", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    const json_t *p = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT(json_is_true(json_object_get(p, "suspect")));
+    CU_ASSERT(json_is_false(json_object_get(p, "stale")));
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "suspect_reason")), "premium_pct");
+    json_decref(j);
+    free(r.body);
+    http_at(port, "GET", "/v1/premium/ODD", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "no_fresh_data"));
+    free(r.body);
+    http_at(port, "GET", "/readyz", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "not suspect"));
+    free(r.body);
+    write_batch(h, fill_main, NULL);
+    http_at(port, "GET", "/readyz", NULL, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    free(r.body);
+    http_at(port, "GET", "/v1/premium?symbol=BTC", NULL, NULL, &r);
+    j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    p = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT(json_is_false(json_object_get(p, "suspect")));
+    json_decref(j);
+    free(r.body);
+    tfh_close(h);
+}
+
 static void test_readyz(void)
 {
     int port = 0;
@@ -1553,6 +1602,7 @@ int main(void)
         {"oversized body 413", test_body_too_large},
         {"ETag and If-None-Match 304", test_etag_304},
         {"staleness at request time", test_staleness_at_request_time},
+        {"a suspect premium is never fresh", test_suspect_never_fresh},
         {"readyz", test_readyz},
         {"stalled client disconnected after connection_timeout",
          test_stalled_client_is_disconnected},

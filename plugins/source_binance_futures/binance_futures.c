@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tickflow/plausible.h>
 #include <tickflow/tickflow.h>
 
 #define BF_ASSET_MAX       24 /* base or quote asset buffer, NUL included */
@@ -42,6 +43,7 @@ typedef struct binance_futures {
     int64_t retry_until_ms;       /* wall clock end of the last Retry-After received; 0 = none */
     long retry_status;            /* the status (429/418) that set it */
     long long retry_s;            /* that Retry-After, in seconds */
+    tf_plaus guard;               /* owned: sane ranges and jumps of every price field */
 } binance_futures;
 
 /* The three replies of one tick, each indexed by contract symbol (values borrowed from the
@@ -77,6 +79,16 @@ static const tf_option_def options[] = {
     {"timeout", TF_OPT_DURATION, "5s", 0, "Time limit of each HTTP request", 0, NULL},
     {"max_age", TF_OPT_DURATION, "30s", 0,
      "Reject a payload whose exchange timestamp is older than this when it arrives", 0, NULL},
+    /* USDT prices. BTC traded 15k-125k USDT in 2021-2025, ETH 900-4,900, XRP 0.3-3.6, SOL
+     * 8-290; each range leaves a factor of ~5 or more each way. Another perpetual is only kept
+     * between 1e-8 and 1e7 USDT. */
+    {"price_min", TF_OPT_DOUBLE, "1e-8", 0, TF_PLAUS_DOC_MIN, 0, NULL},
+    {"price_max", TF_OPT_DOUBLE, "1e7", 0, TF_PLAUS_DOC_MAX, 0, NULL},
+    {"price_bounds", TF_OPT_MAP,
+     "{BTC: [1e4, 1e6], ETH: [200, 5e4], XRP: [0.05, 50], SOL: [2, 5000], USDT: [0.5, 2]}", 0,
+     TF_PLAUS_DOC_BOUNDS, TF_OPT_LIST, NULL},
+    {"max_jump", TF_OPT_DOUBLE, "0.2", 0, TF_PLAUS_DOC_JUMP, 0, NULL},
+    {"jump_tolerance", TF_OPT_DOUBLE, "0.02", 0, TF_PLAUS_DOC_TOLERANCE, 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -198,6 +210,7 @@ static void bf_destroy(void *instance)
         return;
     free(f->base_url);
     free(f->bases);
+    tf_plaus_free(&f->guard);
     free(f);
 }
 
@@ -215,6 +228,10 @@ static int bf_init(const tf_host *host, tf_instance *self, const tf_options *opt
         rc = init_symbols(f, host->opt_json(opts, "symbols"));
     if (rc == TF_OK)
         rc = init_scalars(f, opts);
+    if (rc == TF_OK) {
+        tf_plaus_config cfg = tf_plaus_config_from(host, opts, f->exchange);
+        rc = tf_plaus_init(&f->guard, host, self, &cfg);
+    }
     if (rc != TF_OK)
         goto fail;
     /* Binance sends the IP's request weight used this minute (limit 2400) on every reply. */
@@ -501,9 +518,35 @@ static int parse_price(binance_futures *f, const bf_replies *rep, const char *sy
 
 /* ---- records ---- */
 
+/* Every price field goes through the guard, even after one failed, so each keeps its own
+ * last value and held jump. TF_OK, TF_EVALUE (rejected: counted and logged by the guard) or
+ * TF_ENOMEM. */
+static int plausible(binance_futures *f, const char *base, const bf_quote *q)
+{
+    const struct {
+        const char *name;
+        double v;
+    } fields[] = {{"last", q->last},
+                  {"bid", q->bid},
+                  {"ask", q->ask},
+                  {"mark_price", q->mark},
+                  {"index_price", q->index}};
+    int rc = TF_OK;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        int one = tf_plaus_check(&f->guard, base, fields[i].name, fields[i].v);
+        rc = rc ? rc : one;
+    }
+    return rc;
+}
+
+/* A quote the guard rejects is skipped, not failed: it is counted in its own metric and the
+ * tick goes on (TF_OK without a record). */
 static int emit(binance_futures *f, tf_batch *out, const char *base, const bf_quote *q)
 {
     const tf_host *h = f->host;
+    int checked = plausible(f, base, q);
+    if (checked != TF_OK)
+        return checked == TF_EVALUE ? TF_OK : checked;
     tf_record *r = h->record_new(out, "ticker");
     if (!r)
         return TF_ENOMEM;

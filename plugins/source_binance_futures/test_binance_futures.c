@@ -681,6 +681,60 @@ static void test_interest_symbols_fetched(void)
     tfh_close(r);
 }
 
+/* ---- plausibility ---- */
+
+static double rejected(const char *symbol, const char *reason)
+{
+    static const char *const labels[] = {"pipeline", "exchange", "symbol", "reason", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_source_rejected_total", "x",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness", "binance", symbol, reason};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* Routes the premiumIndex fixture with markPrice replaced by `mark` (a string, as Binance
+ * writes it). */
+static void route_mark(const char *mark)
+{
+    json_t *p = load_fixture("binance_fapi_premium_index_btcusdt.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    json_object_set_new(p, "markPrice", json_string(mark));
+    route_json(PREM, 200, NULL, p);
+}
+
+static size_t tick_count(tfh *h)
+{
+    size_t n = 0;
+    CU_ASSERT_EQUAL(tfh_collect_count(h, &n), TF_OK);
+    return n;
+}
+
+/* Every price field is guarded, not only last: an absurd mark price (1e+308, x10 above the
+ * BTC range) keeps the whole record back and is counted; a x1.5 mark is a jump, held until a
+ * second update confirms it. */
+static void test_plausible(void)
+{
+    route_single();
+    tfh *h = open_fixture(NULL);
+    CU_ASSERT_EQUAL(tick_count(h), 1);
+    const char *absurd[] = {"1e+308", "9501587.654", "0.00001"};
+    for (size_t i = 0; i < TF_ARRAY_LEN(absurd); i++) {
+        double before = rejected("BTC", "range");
+        route_mark(absurd[i]);
+        CU_ASSERT_EQUAL(tick_count(h), 0);
+        CU_ASSERT_EQUAL(rejected("BTC", "range"), before + 1);
+    }
+    double jumps = rejected("BTC", "jump");
+    route_mark("142523.8");
+    CU_ASSERT_EQUAL(tick_count(h), 0);
+    CU_ASSERT_EQUAL(rejected("BTC", "jump"), jumps + 1);
+    CU_ASSERT_EQUAL(tick_count(h), 1); /* the same x1.5 again: confirmed */
+    route_single();
+    CU_ASSERT_EQUAL(tick_count(h), 0); /* and back is a jump of its own */
+    CU_ASSERT_EQUAL(tick_count(h), 1);
+    tfh_close(h);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -692,6 +746,7 @@ int main(void)
         {"429/418 fixtures: Retry-After", test_rate_limit_fixtures},
         {"stale, future, crossed", test_stale_future_crossed},
         {"options", test_options},
+        {"plausibility: range and jumps of every price", test_plausible},
         {"live: fixed price", test_live_fixed_price},
         {"live: every perpetual", test_live_every_perp},
         {"live: every fault mode", test_live_faults},

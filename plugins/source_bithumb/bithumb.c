@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tickflow/plausible.h>
 #include <tickflow/tickflow.h>
 
 #define BT_SYMBOL_MAX 16 /* coin code buffer, NUL included */
@@ -32,6 +33,7 @@ typedef struct bithumb {
     bool book;
     int64_t timeout_ms;
     int64_t max_age_ms;
+    tf_plaus guard; /* owned: sane ranges and jumps of every price field */
 } bithumb;
 
 /* One Bithumb reply: `root` is owned, `data` is borrowed from it. */
@@ -68,6 +70,19 @@ static const tf_option_def options[] = {
      0, NULL},
     {"max_age", TF_OPT_DURATION, "30s", 0,
      "Reject a payload whose exchange timestamp is older than this when it arrives", 0, NULL},
+    /* KRW prices. BTC traded 30M-160M KRW in 2021-2025, ETH 1.3M-7M, XRP 300-4,500, SOL
+     * 10k-400k; USDT follows USD/KRW (1,100-1,500) plus the kimchi premium (-5 % to +50 %).
+     * Each range leaves a factor of ~5 of room each way: a sanity check, not a forecast. A coin
+     * not listed is only kept between 0.001 KRW and 10 billion KRW. */
+    {"price_min", TF_OPT_DOUBLE, "0.001", 0, TF_PLAUS_DOC_MIN, 0, NULL},
+    {"price_max", TF_OPT_DOUBLE, "1e10", 0, TF_PLAUS_DOC_MAX, 0, NULL},
+    {"price_bounds", TF_OPT_MAP,
+     "{BTC: [2e7, 1e9], ETH: [3e5, 3e7], XRP: [50, 5e4], SOL: [3e3, 3e6], USDT: [800, 3000]}", 0,
+     TF_PLAUS_DOC_BOUNDS, TF_OPT_LIST, NULL},
+    /* The largest 1-minute BTC moves on record are a few percent; 20 % within one 1 s tick is
+     * a broken payload until the next one says the same. */
+    {"max_jump", TF_OPT_DOUBLE, "0.2", 0, TF_PLAUS_DOC_JUMP, 0, NULL},
+    {"jump_tolerance", TF_OPT_DOUBLE, "0.02", 0, TF_PLAUS_DOC_TOLERANCE, 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -147,6 +162,7 @@ static void bithumb_destroy(void *instance)
         return;
     free(b->base_url);
     free(b->symbols);
+    tf_plaus_free(&b->guard);
     free(b);
 }
 
@@ -170,6 +186,10 @@ static int bithumb_init(const tf_host *host, tf_instance *self, const tf_options
     if (rc == TF_OK && (!b->exchange || !b->exchange[0])) {
         host->log(self, TF_LOG_ERROR, "exchange: expected a name such as \"bithumb\", found \"\"");
         rc = TF_EINVAL;
+    }
+    if (rc == TF_OK) {
+        tf_plaus_config cfg = tf_plaus_config_from(host, opts, b->exchange);
+        rc = tf_plaus_init(&b->guard, host, self, &cfg);
     }
     if (rc != TF_OK)
         goto fail;
@@ -372,9 +392,28 @@ static int parse_book(bithumb *b, const char *ctx, const char *sym, const json_t
 
 /* ---- records ---- */
 
+/* Every price field goes through the guard, even after one failed, so each keeps its own
+ * last value and held jump. TF_OK, TF_EVALUE (rejected: counted and logged by the guard) or
+ * TF_ENOMEM. */
+static int plausible(bithumb *b, const char *sym, const bt_quote *q)
+{
+    int rc = tf_plaus_check(&b->guard, sym, "last", q->last);
+    if (b->book) {
+        int bid = tf_plaus_check(&b->guard, sym, "bid", q->bid);
+        int ask = tf_plaus_check(&b->guard, sym, "ask", q->ask);
+        rc = rc ? rc : bid ? bid : ask;
+    }
+    return rc;
+}
+
+/* A quote the guard rejects is skipped, not failed: it is counted in its own metric and the
+ * tick goes on (TF_OK without a record). */
 static int emit(bithumb *b, tf_batch *out, const char *sym, const bt_quote *q)
 {
     const tf_host *h = b->host;
+    int checked = plausible(b, sym, q);
+    if (checked != TF_OK)
+        return checked == TF_EVALUE ? TF_OK : checked;
     tf_record *r = h->record_new(out, "ticker");
     if (!r)
         return TF_ENOMEM;

@@ -338,6 +338,98 @@ static void test_bad_fixtures(void)
     tfh_close(h);
 }
 
+/* ---- plausibility ---- */
+
+static double rejected(const char *symbol, const char *reason)
+{
+    static const char *const labels[] = {"pipeline", "exchange", "symbol", "reason", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_source_rejected_total", "x",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness", PLUGIN, symbol, reason};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* Routes the BTC ticker fixture with closing_price replaced by `price` (as Bithumb writes it:
+ * a string). */
+static void route_btc_price(const char *price)
+{
+    json_t *t = load_fixture("bithumb_v1_ticker_btc_krw.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    json_object_set_new(json_object_get(t, "data"), "closing_price", json_string(price));
+    route_json("/public/ticker/BTC_KRW", 200, t);
+}
+
+/* One tick: TF_OK (a rejection is not a failed tick) and the BTC last emitted, or NAN. */
+static double tick_last(tfh *h)
+{
+    tf_batch *b = tf_batch_create();
+    CU_ASSERT_EQUAL(tfh_collect(h, b), TF_OK);
+    tf_record *r = tfh_find(b, "ticker", "symbol", "BTC");
+    double last = r ? tfh_double(r, "last") : NAN;
+    tf_batch_destroy(b);
+    return last;
+}
+
+/* Finite but absurd prices (the mutating proxy's exponent extremes, a price x10 above the BTC
+ * range) are never emitted, and each is counted with reason "range". */
+static void test_plausible_range(void)
+{
+    route_good_btc();
+    tfh *h = open_fixture(NULL);
+    /* "1e-308" is refused by the strict parser already (underflow). */
+    const char *absurd[] = {"1e+308", "0.5", "1368500000000", "1.3685e9"};
+    for (size_t i = 0; i < TF_ARRAY_LEN(absurd); i++) {
+        double before = rejected("BTC", "range");
+        route_btc_price(absurd[i]);
+        double last = tick_last(h);
+        if (!isnan(last))
+            fprintf(stderr, "FAILED: closing_price %s emitted as %.17g\n", absurd[i], last);
+        CU_ASSERT_TRUE(isnan(last));
+        CU_ASSERT_EQUAL(rejected("BTC", "range"), before + 1);
+    }
+    route_good_btc();
+    CU_ASSERT_EQUAL(tick_last(h), 136850000.0);
+    tfh_close(h);
+    /* A venue's own bounds replace the defaults; a bad pair is refused with its key. */
+    h = open_fixture("price_bounds: {BTC: [1e6, 1e8]}");
+    CU_ASSERT_TRUE(isnan(tick_last(h)));
+    tfh_close(h);
+    char msg[2048];
+    CU_ASSERT_PTR_NULL(tfh_open("source", PLUGIN, "{price_bounds: {BTC: [1e9, 1e8]}}", NULL));
+    CU_ASSERT_TRUE(tfh_rejects("source", PLUGIN, "{max_jump: big}", msg, sizeof msg));
+    CU_ASSERT_PTR_NULL(tfh_open("source", PLUGIN, "{price_min: 10, price_max: 1}", NULL));
+}
+
+/* A jump larger than max_jump (20 %) is held back until the next update confirms it: x3 is
+ * rejected, a return to the old price is accepted (the jump was a glitch), x3 twice in a row
+ * is a real move and the second one is published. */
+static void test_plausible_jump(void)
+{
+    route_good_btc();
+    tfh *h = open_fixture(NULL);
+    CU_ASSERT_EQUAL(tick_last(h), 136850000.0);
+    double jumps = rejected("BTC", "jump");
+    route_btc_price("410550000");
+    CU_ASSERT_TRUE(isnan(tick_last(h)));
+    CU_ASSERT_EQUAL(rejected("BTC", "jump"), jumps + 1);
+    route_btc_price("136851000");
+    CU_ASSERT_EQUAL(tick_last(h), 136851000.0);
+    route_btc_price("410550000");
+    CU_ASSERT_TRUE(isnan(tick_last(h)));
+    route_btc_price("411000000"); /* within jump_tolerance (2 %) of the held jump */
+    CU_ASSERT_EQUAL(tick_last(h), 411000000.0);
+    CU_ASSERT_EQUAL(rejected("BTC", "jump"), jumps + 2);
+    tfh_close(h);
+    /* max_jump: 0 turns the jump check off (the range still applies). */
+    route_good_btc();
+    h = open_fixture("max_jump: 0");
+    CU_ASSERT_EQUAL(tick_last(h), 136850000.0);
+    route_btc_price("410550000");
+    CU_ASSERT_EQUAL(tick_last(h), 410550000.0);
+    tfh_close(h);
+    route_good_btc();
+}
+
 /* The same failures through ALL_KRW fail the whole tick (no coin is published). */
 static void test_all_krw_errors(void)
 {
@@ -641,6 +733,8 @@ int main(void)
         {"ALL_KRW: missing coin", test_all_krw_missing_symbol},
         {"bad and error fixtures", test_bad_fixtures},
         {"ALL_KRW errors", test_all_krw_errors},
+        {"plausibility: out-of-range prices rejected", test_plausible_range},
+        {"plausibility: jumps held until confirmed", test_plausible_jump},
         {"stale, future, crossed", test_stale_future_crossed},
         {"options", test_options},
         {"live: fixed price", test_live_fixed_price},

@@ -12,10 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <tickflow/plausible.h>
 #include <tickflow/tickflow.h>
 
-#define FX_RATE_MIN       100.0 /* KRW per USD; outside this range a payload is wrong */
-#define FX_RATE_MAX       10000.0
 #define FX_FUTURE_SKEW_MS 5000 /* a payload stamp further ahead than this is rejected */
 #define FX_DAILY_MAX_AGE  (26LL * 3600 * 1000) /* daily fixings: up to ~24 h old + margin */
 #define FX_KST_OFFSET_MS  (9LL * 3600 * 1000)  /* Korea Standard Time is UTC+9, no DST */
@@ -64,6 +63,7 @@ typedef struct fx {
     bool down;  /* the last tick had no rate from any provider */
     tf_metric *m_active;
     tf_metric *m_failovers;
+    tf_plaus guard; /* owned: rate_min..rate_max and max_jump of the rate */
 } fx;
 
 /* ---- small helpers ---- */
@@ -595,6 +595,21 @@ static const tf_option_def options[] = {
      0, NULL},
     {"pair", TF_OPT_STRING, "USDKRW", 0, "Currency pair; only USDKRW (KRW per 1 USD) for now", 0,
      NULL},
+    /* USD/KRW: 1,995 at the 1997 crisis peak, ~900 at its 2007 low, 1,100-1,500 since 2010.
+     * The 1997 crisis moved it ~10 % in a day at worst; a provider 10 % away from the last rate
+     * is asked to agree with the next provider (or the next tick) first. */
+    {"rate_min", TF_OPT_DOUBLE, "500", 0,
+     "Lowest sane rate (KRW per USD); a lower one is rejected "
+     "(tickflow_source_rejected_total{reason=\"range\"}) and the next provider is asked",
+     0, NULL},
+    {"rate_max", TF_OPT_DOUBLE, "3000", 0, "Highest sane rate (KRW per USD)", 0, NULL},
+    {"max_jump", TF_OPT_DOUBLE, "0.1", 0,
+     "Largest move from the last accepted rate taken at once (0.1 = 10 %); a larger one is "
+     "rejected (reason=\"jump\") and the next provider asked, and accepted when the next rate "
+     "(another provider's or the next tick's) agrees with it within jump_tolerance. 0 = no jump "
+     "check",
+     0, NULL},
+    {"jump_tolerance", TF_OPT_DOUBLE, "0.01", 0, TF_PLAUS_DOC_TOLERANCE, 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -718,6 +733,7 @@ static void fx_destroy(void *instance)
     for (size_t i = 0; i < f->n_providers; i++)
         free(f->providers[i].base_url);
     free(f->providers);
+    tf_plaus_free(&f->guard);
     free(f);
 }
 
@@ -761,6 +777,15 @@ static int fx_init(const tf_host *host, tf_instance *self, const tf_options *opt
     f->active = -1;
     f->timeout_ms = host->opt_duration_ms(opts, "timeout");
     rc = configure_providers(f, opts);
+    if (rc == TF_OK) {
+        tf_plaus_config cfg = {.exchange = "fx",
+                               .prefix = "rate",
+                               .min = host->opt_double(opts, "rate_min"),
+                               .max = host->opt_double(opts, "rate_max"),
+                               .max_jump = host->opt_double(opts, "max_jump"),
+                               .tolerance = host->opt_double(opts, "jump_tolerance")};
+        rc = tf_plaus_init(&f->guard, host, self, &cfg);
+    }
     if (rc != TF_OK)
         goto fail;
     static const char *const provider_label[] = {"provider", NULL};
@@ -823,14 +848,10 @@ static int read_response(fx *f, const fx_provider *p, const tf_fetch *ft, int64_
     return rc;
 }
 
-/* Sanity range and freshness of a parsed quote. */
+/* Freshness of a parsed quote (its range and jump are the guard's: plausible). */
 static int check_quote(const fx_provider *p, const fx_quote *q, int64_t received_ms, char *err,
                        size_t err_size)
 {
-    if (!(q->rate >= FX_RATE_MIN && q->rate <= FX_RATE_MAX))
-        return failf(err, err_size, TF_EVALUE,
-                     "rate: expected %.0f to %.0f KRW per USD, found %.6g", FX_RATE_MIN,
-                     FX_RATE_MAX, q->rate);
     int64_t age = received_ms - q->ts_provider;
     if (age > p->max_age_ms)
         return failf(err, err_size, TF_EVALUE,
@@ -843,6 +864,23 @@ static int check_quote(const fx_provider *p, const fx_quote *q, int64_t received
                      "one %" PRId64 " s ahead (ts_provider %" PRId64 ")",
                      FX_FUTURE_SKEW_MS / 1000, -age / 1000, q->ts_provider);
     return TF_OK;
+}
+
+/* The guard's verdict on a fresh rate; a rejection (counted and logged by the guard) becomes
+ * this provider's failure, so the next provider is asked and may confirm a held jump. */
+static int plausible(fx *f, const fx_quote *q, char *err, size_t err_size)
+{
+    int rc = tf_plaus_check(&f->guard, "USDKRW", "rate", q->rate);
+    if (rc != TF_EVALUE)
+        return rc;
+    if (f->guard.last_verdict == TF_PLAUS_RANGE)
+        return failf(err, err_size, TF_EVALUE,
+                     "rate: expected %.6g to %.6g KRW per USD, found %.6g", f->guard.cfg.min,
+                     f->guard.cfg.max, q->rate);
+    return failf(err, err_size, TF_EVALUE,
+                 "rate: expected at most %.3g %% from the last accepted %.6g, found %.6g "
+                 "(held until another rate confirms it)",
+                 f->guard.cfg.max_jump * 100, f->guard.series[0].state.last, q->rate);
 }
 
 /* Asks one provider. TF_OK with q and *received_ms set, or a negative status with the reason
@@ -872,6 +910,8 @@ static int ask_provider(fx *f, const fx_provider *p, fx_quote *q, int64_t *recei
     h->http_free(ft.response);
     if (rc == TF_OK)
         rc = check_quote(p, q, *received_ms, err, err_size);
+    if (rc == TF_OK)
+        rc = plausible(f, q, err, err_size);
     return rc;
 }
 

@@ -510,6 +510,67 @@ static void test_freshness(void)
 
 /* ---- failover on the fixture server ---- */
 
+/* ---- plausibility ---- */
+
+static double rejected(const char *reason)
+{
+    static const char *const labels[] = {"pipeline", "exchange", "symbol", "reason", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_source_rejected_total", "x",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness", "fx", "USDKRW", reason};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* A rate outside rate_min..rate_max (500..3000 KRW per USD by default) is refused and counted;
+ * a move of more than max_jump (10 %) is refused from one provider and accepted when the next
+ * provider agrees with it (or, with one provider, when the next tick does); a provider that
+ * agrees with the last accepted rate instead wins the failover. */
+static void test_plausible(void)
+{
+    const char *url = tft_server_url(g_srv);
+    int64_t now = now_ms();
+    tfh *one = open_fx("{providers: [{name: dunamu, base_url: '%s'}]}", url);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+    const double absurd[] = {4000.0, 14025.0, 140.25};
+    for (size_t i = 0; i < TF_ARRAY_LEN(absurd); i++) {
+        double before = rejected("range");
+        route_fresh_dunamu(now, absurd[i]);
+        tick_result t = tick(one);
+        CU_ASSERT_EQUAL(t.rc, TF_EVALUE);
+        CU_ASSERT_EQUAL(t.n, 0);
+        CU_ASSERT_EQUAL(rejected("range"), before + 1);
+    }
+    route_fresh_dunamu(now, 1402.5);
+    CU_ASSERT_EQUAL(tick(one).rate, 1402.5);
+    double jumps = rejected("jump");
+    route_fresh_dunamu(now, 1600.0);
+    tick_result t = tick(one);
+    CU_ASSERT_EQUAL(t.n, 0);
+    CU_ASSERT_EQUAL(rejected("jump"), jumps + 1);
+    CU_ASSERT_EQUAL(tick(one).rate, 1600.0); /* the next tick confirms it */
+    tfh_close(one);
+
+    tfh *two = open_fx("{providers: [{name: dunamu, base_url: '%s'}, {name: er_api, base_url: "
+                       "'%s'}]}",
+                       url, url);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(two);
+    route_fresh_dunamu(now, 1402.5);
+    route_fresh_er_api(now / 1000, 1401.87);
+    CU_ASSERT_EQUAL(tick(two).rate, 1402.5);
+    route_fresh_dunamu(now, 1600.0); /* dunamu jumps alone: er_api's agreeing rate wins */
+    t = tick(two);
+    CU_ASSERT_STRING_EQUAL(t.provider, "er_api");
+    CU_ASSERT_EQUAL(t.rate, 1401.87);
+    route_fresh_er_api(now / 1000, 1601.0); /* both moved: er_api confirms dunamu's jump */
+    t = tick(two);
+    CU_ASSERT_STRING_EQUAL(t.provider, "er_api");
+    CU_ASSERT_EQUAL(t.rate, 1601.0);
+    tfh_close(two);
+    char msg[1024];
+    CU_ASSERT_TRUE(tfh_rejects("source", "fx", "{rate_min: low}", msg, sizeof msg));
+    CU_ASSERT_PTR_NULL(tfh_open("source", "fx", "{rate_min: 3000, rate_max: 500}", NULL));
+}
+
 static void test_failover_and_return(void)
 {
     const char *url = tft_server_url(g_srv);
@@ -811,6 +872,7 @@ static int suite_cleanup(void)
 int main(void)
 {
     CU_TestInfo tests[] = {
+        {"plausibility: range and jumps, confirmed by the next provider", test_plausible},
         {"fixture rates (each provider, exact)", test_fixture_rates},
         {"request URLs", test_request_urls},
         {"error fixtures: class, no record, recovery", test_error_fixtures},

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <tickflow/plausible.h>
 #include <tickflow/tickflow.h>
 
 #define HJ_SYMBOL_MAX 24   /* base asset, NUL included */
@@ -158,6 +159,13 @@ static const tf_option_def options[] = {
     {"headers", TF_OPT_LIST, "[]", 0,
      "Extra request headers, each \"Name: value\" (e.g. \"Accept-Language: en\")", TF_OPT_STRING,
      NULL},
+    /* The quote is the YAML author's, so only absurd values are refused by default (1e+308,
+     * 1e-308); README.md lists bounds per venue (Upbit KRW, OKX and Bybit USDT) to copy. */
+    {"price_min", TF_OPT_DOUBLE, "1e-8", 0, TF_PLAUS_DOC_MIN, 0, NULL},
+    {"price_max", TF_OPT_DOUBLE, "1e12", 0, TF_PLAUS_DOC_MAX, 0, NULL},
+    {"price_bounds", TF_OPT_MAP, "{}", 0, TF_PLAUS_DOC_BOUNDS, TF_OPT_LIST, NULL},
+    {"max_jump", TF_OPT_DOUBLE, "0.2", 0, TF_PLAUS_DOC_JUMP, 0, NULL},
+    {"jump_tolerance", TF_OPT_DOUBLE, "0.02", 0, TF_PLAUS_DOC_TOLERANCE, 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -217,6 +225,7 @@ typedef struct http_json {
     hj_ts_unit ts_unit;
     int64_t timeout_ms;
     int64_t max_age_ms;
+    tf_plaus guard; /* owned: sane ranges and jumps of every price field */
 } http_json;
 
 /* Values of one item, gathered before its record is created. */
@@ -767,6 +776,7 @@ static void hj_destroy(void *instance)
     free(h->headers);
     free(h->ok.pointer);
     json_decref(h->ok.want);
+    tf_plaus_free(&h->guard);
     free(h);
 }
 
@@ -806,6 +816,10 @@ static int hj_init(const tf_host *host, tf_instance *self, const tf_options *opt
         rc = host->opt_positive_duration(self, opts, "timeout", &h->timeout_ms);
     if (rc == TF_OK)
         rc = host->opt_positive_duration(self, opts, "max_age", &h->max_age_ms);
+    if (rc == TF_OK) {
+        tf_plaus_config cfg = tf_plaus_config_from(host, opts, h->exchange);
+        rc = tf_plaus_init(&h->guard, host, self, &cfg);
+    }
     if (rc != TF_OK)
         goto fail;
     *instance = h;
@@ -1003,9 +1017,29 @@ static int parse_item(http_json *h, const char *ctx, const json_t *root, const j
 
 /* ---- records ---- */
 
+/* Every mapped price field goes through the guard, even after one failed, so each keeps its
+ * own last value and held jump. TF_OK, TF_EVALUE (rejected: counted and logged by the guard)
+ * or TF_ENOMEM. */
+static int plausible(http_json *h, const char *sym, const hj_values *v)
+{
+    int rc = TF_OK;
+    for (int f = 0; f < HJ_N_FIELDS; f++) {
+        if (!h->fields[f].set || hj_fields[f].kind != HJ_PRICE)
+            continue;
+        int one = tf_plaus_check(&h->guard, sym, hj_fields[f].record, v->num[f]);
+        rc = rc ? rc : one;
+    }
+    return rc;
+}
+
+/* A quote the guard rejects is skipped, not failed: it is counted in its own metric and the
+ * tick goes on (TF_OK without a record). */
 static int emit(http_json *h, tf_batch *out, const char *sym, const hj_values *v, int64_t received)
 {
     const tf_host *host = h->host;
+    int checked = plausible(h, sym, v);
+    if (checked != TF_OK)
+        return checked == TF_EVALUE ? TF_OK : checked;
     tf_record *r = host->record_new(out, "ticker");
     if (!r)
         return TF_ENOMEM;

@@ -287,6 +287,51 @@ static void test_upbit_btc_fixture(void)
     tfh_close(h);
 }
 
+static double rejected(const char *symbol, const char *reason)
+{
+    static const char *const labels[] = {"pipeline", "exchange", "symbol", "reason", NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_source_rejected_total", "x",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness", "upbit", symbol, reason};
+    return m ? tf_metric_value(m, values) : -1;
+}
+
+/* The Upbit example's price_bounds: a trade_price of 1e+308 or x10 is refused and counted;
+ * the fixture's own price is emitted. A jump of x2 is held until the next reply confirms it. */
+static void test_upbit_plausible(void)
+{
+    tfh *h = open_fixture_example(&UPBIT);
+    const double prices[] = {1e308, 1368200000.0, 136820000.0};
+    const char *reasons[] = {"range", "range", NULL};
+    for (size_t i = 0; i < TF_ARRAY_LEN(prices); i++) {
+        json_t *body = load_fixture("upbit_ticker_krw_btc.json");
+        json_object_set_new(json_array_get(body, 0), "trade_price", json_real(prices[i]));
+        route_json(UPBIT_PATH, 200, body);
+        double before = reasons[i] ? rejected("BTC", reasons[i]) : 0;
+        tf_batch *b = tf_batch_create();
+        CU_ASSERT_EQUAL(tfh_collect(h, b), TF_OK);
+        tf_record *r = tfh_find(b, "ticker", "symbol", "BTC");
+        if (reasons[i]) {
+            CU_ASSERT_PTR_NULL(r);
+            CU_ASSERT_EQUAL(rejected("BTC", reasons[i]), before + 1);
+        } else {
+            CU_ASSERT_EQUAL(tfh_double(r, "last"), prices[i]);
+        }
+        tf_batch_destroy(b);
+    }
+    json_t *body = load_fixture("upbit_ticker_krw_btc.json");
+    json_object_set_new(json_array_get(body, 0), "trade_price", json_real(273640000.0));
+    route_json(UPBIT_PATH, 200, body);
+    double jumps = rejected("BTC", "jump");
+    size_t n = 1;
+    CU_ASSERT_EQUAL(tfh_collect_count(h, &n), TF_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(rejected("BTC", "jump"), jumps + 1);
+    CU_ASSERT_EQUAL(tfh_collect_count(h, &n), TF_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    tfh_close(h);
+}
+
 static void test_upbit_usdt_fixture(void)
 {
     CU_ASSERT_TRUE(
@@ -944,6 +989,7 @@ int main(void)
 {
     CU_TestInfo tests[] = {
         {"upbit example: KRW-BTC fixture exact", test_upbit_btc_fixture},
+        {"upbit example: absurd prices and jumps rejected", test_upbit_plausible},
         {"upbit example: KRW-USDT fixture exact", test_upbit_usdt_fixture},
         {"upbit example: both markets in one reply", test_upbit_both_fixtures},
         {"okx example: fixture exact", test_okx_fixture},

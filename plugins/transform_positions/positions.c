@@ -358,6 +358,12 @@ static bool read_book(const tf_host *h, const tf_record *r, pt_book *b)
         if (h->record_get_double(r, names[i], slots[i]) != TF_OK || !positive(*slots[i]))
             return false;
     }
+    /* A suspect premium (outside the premium transform's band) prices nothing: the position
+     * keeps its last live value, which turns stale with age, rather than an absurd PnL. */
+    bool suspect = false;
+    h->record_get_bool(r, "suspect", &suspect);
+    if (suspect)
+        return false;
     /* A premium without a freshness verdict is not presented as fresh. */
     b->stale = true;
     h->record_get_bool(r, "stale", &b->stale);

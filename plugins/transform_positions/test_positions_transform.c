@@ -77,6 +77,7 @@ typedef struct book {
     const char *krw_exchange;
     double krw_bid, krw_ask, global_bid, global_ask, usdkrw;
     bool stale;
+    bool suspect;
 } book;
 
 static void add_premium(tf_batch *b, const book *k)
@@ -94,11 +95,13 @@ static void add_premium(tf_batch *b, const book *k)
     tf_record_set_double(r, "global_ask", k->global_ask);
     tf_record_set_double(r, "usdkrw", k->usdkrw);
     tf_record_set_bool(r, "stale", k->stale);
+    tf_record_set_bool(r, "suspect", k->suspect);
     tf_record_set_ts(r, "ts", TS);
 }
 
-static const book BTC = {"BTC", NULL, 137900000, 137950000, 95050.00, 95100.00, 1403.0, false};
-static const book ETH = {"ETH", NULL, 4967000, 4968000, 3525.10, 3525.30, 1403.0, false};
+static const book BTC = {"BTC",    NULL,   137900000, 137950000, 95050.00,
+                         95100.00, 1403.0, false,     false};
+static const book ETH = {"ETH", NULL, 4967000, 4968000, 3525.10, 3525.30, 1403.0, false, false};
 
 static size_t count_kind(const tf_batch *b, const char *kind)
 {
@@ -227,6 +230,15 @@ static void test_no_premium_no_live(void)
     bool flag = false;
     CU_ASSERT_EQUAL(tf_record_get_bool(l, "stale", &flag), TF_OK);
     CU_ASSERT_TRUE(flag);
+    /* A suspect premium (outside the premium band) prices nothing: no live record. */
+    tf_batch_clear(b);
+    book suspect = BTC;
+    suspect.krw_bid *= 10;
+    suspect.krw_ask *= 10;
+    suspect.suspect = true;
+    add_premium(b, &suspect);
+    CU_ASSERT_EQUAL(tfh_process(h, b), TF_OK);
+    CU_ASSERT_EQUAL(count_kind(b, "position_live"), 0);
     tf_batch_destroy(b);
     tfh_close(h);
 }

@@ -14,9 +14,10 @@
 
 #include <tickflow/tickflow.h>
 
-#define PM_CTX_MAX    192                /* "ticker record #12 (bithumb BTC/KRW)" */
-#define PM_REASON_MAX 32                 /* "ticker_age,skew,fx_age" */
-#define PM_TS_MAX     9007199254740992.0 /* 2^53: larger doubles are not exact integers */
+#define PM_CTX_MAX              192 /* "ticker record #12 (bithumb BTC/KRW)" */
+#define PM_REASON_MAX           80  /* "ticker_age,skew,fx_age"; the suspect fields */
+#define PM_TS_MAX               9007199254740992.0 /* 2^53: larger doubles are not exact integers */
+#define PM_SUSPECT_LOG_EVERY_MS 10000              /* at most one "suspect" line per 10 s */
 
 typedef enum pm_basis { PM_BASIS_LAST, PM_BASIS_MID, PM_BASIS_MARK } pm_basis;
 
@@ -62,6 +63,8 @@ typedef struct premium {
     int64_t max_skew_ms;
     int64_t max_fx_age_ms;
     int64_t forget_after_ms;
+    double band_min;       /* premium_min: a premium below this (percent) is suspect */
+    double band_max;       /* premium_max */
     const json_t *pairs;   /* borrowed: array of {krw, global}; empty = every pair */
     const json_t *symbols; /* borrowed: array of strings; empty = every symbol */
     pm_ticker *tickers;    /* owned, n_tickers used, in order of first arrival */
@@ -74,6 +77,9 @@ typedef struct premium {
     tf_metric *m_pct;
     tf_metric *m_age;
     tf_metric *m_stale;
+    tf_metric *m_suspect;        /* gauge: the last premium of the series was suspect */
+    tf_metric *m_suspect_total;  /* counter: suspect premiums emitted */
+    int64_t suspect_log_next_ms; /* monotonic ms before which suspects are only counted */
 } premium;
 
 /* Everything one premium record holds, computed and checked before the record is created. */
@@ -93,7 +99,8 @@ typedef struct pm_calc {
     int64_t skew_ms;
     int64_t age_ms;
     int64_t fx_age_ms;
-    char stale_reason[PM_REASON_MAX]; /* "" when fresh */
+    char stale_reason[PM_REASON_MAX];   /* "" when fresh */
+    char suspect_reason[PM_REASON_MAX]; /* fields outside [band_min, band_max]; "" when none */
 } pm_calc;
 
 static const tf_option_def pair_fields[] = {
@@ -123,6 +130,15 @@ static const tf_option_def options[] = {
      0, NULL},
     {"symbols", TF_OPT_LIST, "[]", 0, "Only these symbols (e.g. [BTC, ETH]); empty: every symbol",
      TF_OPT_STRING, NULL},
+    /* The kimchi premium peaked near +50 % (January 2018) and fell below -5 % (2019, 2022):
+     * -20..+60 % holds its whole history with room, while a price x10 (+900 %) or /10 (-90 %)
+     * on either side is far outside. */
+    {"premium_min", TF_OPT_DOUBLE, "-20", 0,
+     "A premium (premium_pct, premium_usdt_pct, entry/exit_premium_pct) below this, in percent, "
+     "is flagged suspect: never fresh, counted in tickflow_premium_suspect_total",
+     0, NULL},
+    {"premium_max", TF_OPT_DOUBLE, "60", 0,
+     "A premium above this, in percent, is flagged suspect (see premium_min)", 0, NULL},
     {NULL, 0, NULL, 0, NULL, 0, NULL},
 };
 
@@ -530,6 +546,24 @@ static void stale_reasons(const premium *p, pm_calc *c)
         add_reason(c->stale_reason, sizeof c->stale_reason, "fx_age");
 }
 
+/* Names each computed premium outside [band_min, band_max] in c->suspect_reason. */
+static void suspect_reasons(const premium *p, pm_calc *c)
+{
+    const struct {
+        const char *name;
+        bool present;
+        double v;
+    } fields[] = {{"premium_pct", true, c->premium_pct},
+                  {"premium_usdt_pct", c->has_usdt, c->premium_usdt_pct},
+                  {"entry_premium_pct", c->has_exec, c->entry_pct},
+                  {"exit_premium_pct", c->has_exec, c->exit_pct}};
+    c->suspect_reason[0] = '\0';
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].present && !(fields[i].v >= p->band_min && fields[i].v <= p->band_max))
+            add_reason(c->suspect_reason, sizeof c->suspect_reason, fields[i].name);
+    }
+}
+
 static void timing(const premium *p, pm_calc *c, int64_t now)
 {
     int64_t a = c->k->ts;
@@ -573,6 +607,7 @@ static int compute(premium *p, pm_calc *c, int64_t now)
             return bad_result(p, c, "exit_premium_pct", k->bid, g->ask, rate);
     }
     timing(p, c, now);
+    suspect_reasons(p, c);
     return TF_OK;
 }
 
@@ -618,6 +653,9 @@ static int fill_record(const premium *p, tf_record *r, const pm_calc *c)
     rc = rc ? rc : h->record_set_bool(r, "stale", c->stale_reason[0] != '\0');
     if (!rc && c->stale_reason[0])
         rc = h->record_set_string(r, "stale_reason", c->stale_reason);
+    rc = rc ? rc : h->record_set_bool(r, "suspect", c->suspect_reason[0] != '\0');
+    if (!rc && c->suspect_reason[0])
+        rc = h->record_set_string(r, "suspect_reason", c->suspect_reason);
     return rc;
 }
 
@@ -666,7 +704,25 @@ static void publish(premium *p, const pm_calc *c)
 {
     const tf_host *h = p->host;
     const char *values[] = {c->k->symbol, c->k->exchange, c->g->exchange};
-    h->metric_set(p->m_pct, p->self, values, c->premium_pct);
+    bool suspect = c->suspect_reason[0] != '\0';
+    h->metric_set(p->m_suspect, p->self, values, suspect ? 1.0 : 0.0);
+    if (suspect) {
+        /* tickflow_premium_pct keeps the last plausible value: an absurd one would wreck every
+         * graph and threshold alert built on it. */
+        h->metric_add(p->m_suspect_total, p->self, values, 1);
+        if (p->host->monotonic_ms() >= p->suspect_log_next_ms) {
+            p->suspect_log_next_ms = p->host->monotonic_ms() + PM_SUSPECT_LOG_EVERY_MS;
+            h->log(p->self, TF_LOG_WARN,
+                   "premium %s %s/%s: suspect (%s outside %.6g..%.6g %%): premium_pct %.6g, "
+                   "krw_price %.10g, global_price %.10g, usdkrw %.10g; published with suspect: "
+                   "true (one line per %d s)",
+                   c->k->symbol, c->k->exchange, c->g->exchange, c->suspect_reason, p->band_min,
+                   p->band_max, c->premium_pct, c->k->last, c->global_price, p->fx.rate,
+                   PM_SUSPECT_LOG_EVERY_MS / 1000);
+        }
+    } else {
+        h->metric_set(p->m_pct, p->self, values, c->premium_pct);
+    }
     h->metric_set(p->m_age, p->self, values, (double)c->age_ms / 1000.0);
     h->metric_set(p->m_stale, p->self, values, c->stale_reason[0] ? 1.0 : 0.0);
     pm_series *s = find_series(p, c->k->symbol, c->k->exchange, c->g->exchange);
@@ -789,6 +845,17 @@ static int check_basis(premium *p, const tf_options *opts)
     return TF_OK;
 }
 
+static int check_band(premium *p)
+{
+    if (isfinite(p->band_min) && isfinite(p->band_max) && p->band_min < p->band_max)
+        return TF_OK;
+    p->host->log(p->self, TF_LOG_ERROR,
+                 "premium_min, premium_max: expected finite percentages with min < max (e.g. -20 "
+                 "and 60), found %.17g and %.17g",
+                 p->band_min, p->band_max);
+    return TF_EINVAL;
+}
+
 /* The loader checked types and required keys; empty names would silently match nothing. */
 static int check_lists(premium *p)
 {
@@ -831,10 +898,17 @@ static int register_metrics(premium *p)
     p->m_stale = h->metric_register(p->self, TF_METRIC_GAUGE, "tickflow_premium_stale",
                                     "1 when the last premium is stale or no longer produced.",
                                     series_labels, NULL, 0);
-    if (!p->m_pct || !p->m_age || !p->m_stale) {
+    p->m_suspect = h->metric_register(
+        p->self, TF_METRIC_GAUGE, "tickflow_premium_suspect",
+        "1 when the last premium was flagged suspect (outside the premium band).", series_labels,
+        NULL, 0);
+    p->m_suspect_total = h->metric_register(
+        p->self, TF_METRIC_COUNTER, "tickflow_premium_suspect_total",
+        "Premiums flagged suspect (outside the premium band).", series_labels, NULL, 0);
+    if (!p->m_pct || !p->m_age || !p->m_stale || !p->m_suspect || !p->m_suspect_total) {
         h->log(p->self, TF_LOG_ERROR,
-               "metrics: expected to register tickflow_premium_{pct,age_seconds,stale}, found "
-               "a family of that name with another type or labels");
+               "metrics: expected to register tickflow_premium_{pct,age_seconds,stale,suspect,"
+               "suspect_total}, found a family of that name with another type or labels");
         return TF_EINVAL;
     }
     return TF_OK;
@@ -873,9 +947,12 @@ static int premium_init(const tf_host *host, tf_instance *self, const tf_options
     p->max_skew_ms = host->opt_duration_ms(opts, "max_skew");
     p->max_fx_age_ms = host->opt_duration_ms(opts, "max_fx_age");
     p->forget_after_ms = host->opt_duration_ms(opts, "forget_after");
+    p->band_min = host->opt_double(opts, "premium_min");
+    p->band_max = host->opt_double(opts, "premium_max");
     p->pairs = host->opt_json(opts, "pairs");
     p->symbols = host->opt_json(opts, "symbols");
     rc = check_basis(p, opts);
+    rc = rc ? rc : check_band(p);
     rc = rc ? rc : check_lists(p);
     rc = rc ? rc : register_metrics(p);
     if (rc != TF_OK)

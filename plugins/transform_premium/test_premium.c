@@ -825,6 +825,103 @@ static void test_absent_and_bad_values(void)
     tfh_close(h);
 }
 
+static double suspect_total(const char *symbol, const char *krw, const char *global)
+{
+    static const char *const labels[] = {"pipeline", "symbol", "krw_exchange", "global_exchange",
+                                         NULL};
+    tf_metric *m = tf_metrics_register(TF_METRIC_COUNTER, "tickflow_premium_suspect_total", "x",
+                                       labels, NULL, 0);
+    const char *values[] = {"harness", symbol, krw, global};
+    return m ? tf_metric_value(m, values) : NAN;
+}
+
+static bool suspect_of(const tf_record *r)
+{
+    bool v = true;
+    CU_ASSERT_EQUAL(tf_record_get_bool(r, "suspect", &v), TF_OK);
+    return v;
+}
+
+/* One tick with the KRW side's last, bid and ask all at `krw`; returns its premium record. */
+static tf_record *tick_krw(tfh *h, tf_batch *b, const char *symbol, double krw)
+{
+    int64_t now = now_ms();
+    add_ticker(b, (tk){"bithumb", symbol, "KRW", krw, krw, krw, 0, now - 100});
+    add_ticker(b, (tk){"binance", symbol, "USDT", BINANCE_LAST, BINANCE_BID, BINANCE_ASK,
+                       BINANCE_MARK, now - 100});
+    add_fx(b, DUNAMU, "dunamu", now - MIN_MS);
+    run(h, b);
+    return find_premium(b, symbol, "bithumb", "binance");
+}
+
+/* The band: a premium outside premium_min..premium_max (default -20..+60 %) is published with
+ * suspect: true and its reasons, counted, and kept out of tickflow_premium_pct; one inside
+ * carries suspect: false. Stale and suspect are separate flags. */
+static void test_suspect_band(void)
+{
+    tfh *h = open_premium("{price: mid}");
+    tf_batch *b = tf_batch_create();
+    tf_record *r = tick_krw(h, b, "SUS", BITHUMB_LAST);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_FALSE(suspect_of(r));
+    CU_ASSERT_FALSE(has_field(r, "suspect_reason"));
+    double fine = tfh_double(r, "premium_pct");
+    tf_batch_destroy(b);
+
+    /* A KRW price x10 (the mutating proxy's jump): about +927 %. */
+    b = tf_batch_create();
+    r = tick_krw(h, b, "SUS", BITHUMB_LAST * 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_TRUE(suspect_of(r));
+    CU_ASSERT_FALSE(stale_of(r));
+    CU_ASSERT(tfh_double(r, "premium_pct") > 900);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tfh_string(r, "suspect_reason"));
+    CU_ASSERT_STRING_EQUAL(tfh_string(r, "suspect_reason"),
+                           "premium_pct,entry_premium_pct,exit_premium_pct");
+    CU_ASSERT_EQUAL(suspect_total("SUS", "bithumb", "binance"), 1);
+    CU_ASSERT_EQUAL(gauge("tickflow_premium_suspect", "SUS", "bithumb", "binance"), 1);
+    assert_rel(gauge("tickflow_premium_pct", "SUS", "bithumb", "binance"), fine,
+               "gauge keeps the last plausible premium");
+    tf_batch_destroy(b);
+
+    /* 1e+308 KRW: finite, absurd, suspect (not dropped, not NaN). */
+    b = tf_batch_create();
+    r = tick_krw(h, b, "SUS", 1e308);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_TRUE(suspect_of(r));
+    CU_ASSERT_EQUAL(suspect_total("SUS", "bithumb", "binance"), 2);
+    tf_batch_destroy(b);
+
+    /* Back inside: not suspect, the gauge follows again. */
+    b = tf_batch_create();
+    r = tick_krw(h, b, "SUS", BITHUMB_LAST);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_FALSE(suspect_of(r));
+    CU_ASSERT_EQUAL(gauge("tickflow_premium_suspect", "SUS", "bithumb", "binance"), 0);
+    tf_batch_destroy(b);
+    tfh_close(h);
+
+    /* At each bound of a narrow band: -5 % and +5 % are inside, beyond is suspect. */
+    h = open_premium("{price: mid, premium_min: -5, premium_max: 5}");
+    double mid = (BINANCE_BID + BINANCE_ASK) / 2;
+    const struct {
+        double pct;
+        bool suspect;
+    } cases[] = {{4.99, false}, {5.01, true}, {-4.99, false}, {-5.01, true}, {-90, true}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        b = tf_batch_create();
+        /* The global side's bid/ask make entry/exit differ from premium_pct by ~1e-4 %. */
+        r = tick_krw(h, b, "EDGE", mid * DUNAMU * (1 + cases[i].pct / 100));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        if (suspect_of(r) != cases[i].suspect)
+            fprintf(stderr, "FAILED: premium %.2f %%: suspect %d\n", cases[i].pct,
+                    cases[i].suspect);
+        CU_ASSERT_EQUAL(suspect_of(r), cases[i].suspect);
+        tf_batch_destroy(b);
+    }
+    tfh_close(h);
+}
+
 static void test_options(void)
 {
     char msg[2048];
@@ -838,6 +935,7 @@ static void test_options(void)
     CU_ASSERT_PTR_NULL(tfh_open("transform", PLUGIN, "{max_skew: 0ms}", NULL));
     CU_ASSERT_PTR_NULL(tfh_open("transform", PLUGIN, "{symbols: ['']}", NULL));
     CU_ASSERT_PTR_NULL(tfh_open("transform", PLUGIN, "{pairs: [{krw: '', global: x}]}", NULL));
+    CU_ASSERT_PTR_NULL(tfh_open("transform", PLUGIN, "{premium_min: 60, premium_max: -20}", NULL));
     tfh *h = tfh_open("transform", PLUGIN,
                       "{pairs: [{krw: bithumb, global: binance}], price: mark, "
                       "max_ticker_age: 5s, max_skew: 2s, max_fx_age: 1h, forget_after: 2m, "
@@ -858,6 +956,7 @@ int main(void)
         {"every pair, pairs and symbols filters", test_every_pair_and_filters},
         {"inputs remembered and forgotten across ticks", test_memory_across_ticks},
         {"absent and bad values never become zero or NaN", test_absent_and_bad_values},
+        {"premiums outside the band are suspect", test_suspect_band},
         {"options", test_options},
         CU_TEST_INFO_NULL,
     };

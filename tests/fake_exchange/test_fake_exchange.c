@@ -964,6 +964,47 @@ static void test_reused_handle_counts_one_connection(void)
     json_decref(st);
 }
 
+/* The mutating proxy mode: at rate 1 every numeric field of a market body changes (a Bithumb
+ * price string, a Binance integer time), the same seed gives the same mutation, the counters
+ * say what was done, and rate 0 serves the market unchanged again. */
+static void test_mutate_mode(void)
+{
+    tf_t_post_ok("/admin/price", "{\"symbol\":\"BTC\",\"usdt\":95012.35,\"krw\":136850000,"
+                                 "\"krw_bid\":136849000,\"krw_ask\":136850000}");
+    char first[64] = "";
+    for (int round = 0; round < 2; round++) {
+        json_decref(tf_t_post_json("/admin/mutate", "{\"rate\":1,\"seed\":3}"));
+        json_t *bt = tf_t_get_json("/public/ticker/BTC_KRW", 200);
+        const char *closing = tf_t_path_str(bt, "data", "closing_price");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(closing);
+        CU_ASSERT_STRING_NOT_EQUAL(closing, "136850000");
+        CU_ASSERT_STRING_NOT_EQUAL(json_string_value(json_object_get(bt, "status")), "0000");
+        if (round == 0) {
+            snprintf(first, sizeof first, "%s", closing);
+        } else {
+            CU_ASSERT_STRING_EQUAL(closing, first); /* same seed, same mutation */
+        }
+        json_decref(bt);
+    }
+    json_t *tp = tf_t_get_json("/fapi/v1/ticker/price?symbol=BTCUSDT", 200);
+    CU_ASSERT_STRING_NOT_EQUAL(json_string_value(json_object_get(tp, "price")), "95012.35");
+    json_decref(tp);
+    json_t *state = tf_t_get_json("/admin/state", 200);
+    json_t *m = json_object_get(state, "mutate");
+    CU_ASSERT_EQUAL(json_real_value(json_object_get(m, "rate")), 1.0);
+    CU_ASSERT(json_integer_value(json_object_get(m, "fields")) >= 14);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(m, "responses")), 2);
+    json_decref(state);
+    struct tf_t_resp r = {0};
+    CU_ASSERT_EQUAL(tf_t_request(NULL, "POST", "/admin/mutate", "{\"rate\":2}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    tf_t_resp_free(&r);
+    json_decref(tf_t_post_json("/admin/mutate", "{\"rate\":0}"));
+    json_t *bt = tf_t_get_json("/public/ticker/BTC_KRW", 200);
+    CU_ASSERT_STRING_EQUAL(tf_t_path_str(bt, "data", "closing_price"), "136850000");
+    json_decref(bt);
+}
+
 static void test_bad_flags_exit_2(void)
 {
     CU_ASSERT_EQUAL(tf_t_run_flags("--bogus", NULL, NULL), 2);
@@ -971,6 +1012,8 @@ static void test_bad_flags_exit_2(void)
     CU_ASSERT_EQUAL(tf_t_run_flags("--seed", "1", NULL), 2); /* --port missing */
     CU_ASSERT_EQUAL(tf_t_run_flags("--port", "0", "--fault=nope=500"), 2);
     CU_ASSERT_EQUAL(tf_t_run_flags("--port", "0", "--price=BTC=-1"), 2);
+    CU_ASSERT_EQUAL(tf_t_run_flags("--port", "0", "--mutate=1.5"), 2);
+    CU_ASSERT_EQUAL(tf_t_run_flags("--port", "0", "--mutate=0.1:x"), 2);
     CU_ASSERT_EQUAL(tf_t_run_flags("--help", NULL, NULL), 0);
 }
 
@@ -1018,6 +1061,7 @@ int main(int argc, char **argv)
         {"fault modes", test_fault_modes},
         {"delay does not block others", test_delay_does_not_block_others},
         {"reused handle counts one connection", test_reused_handle_counts_one_connection},
+        {"mutating proxy mode", test_mutate_mode},
         {"bad flags exit 2", test_bad_flags_exit_2},
         {"SIGTERM exits 0", test_sigterm_exits_0},
     };

@@ -20,6 +20,7 @@
 
 #include "tf_fx_endpoint.h"
 #include "tf_fx_fault.h"
+#include "tf_fx_mutate.h"
 #include "tf_fx_model.h"
 #include "tf_fx_render.h"
 #include "tf_fx_signed.h"
@@ -44,6 +45,8 @@ struct tf_fx_opts {
     struct tf_fx_fault faults[TF_FX_MAX_FLAGS];
     int fault_eps[TF_FX_MAX_FLAGS];
     size_t n_faults;
+    double mutate_rate;
+    long long mutate_seed; /* -1: the --seed */
 };
 
 /* Everything the MHD callbacks share. lock guards model, faults, stats and stopping; wake
@@ -56,6 +59,7 @@ struct tf_fx_app {
     struct tf_fx_model *model;
     struct tf_fx_faults faults;
     struct tf_fx_stats *stats;
+    struct tf_fx_mutator mutator; /* the mutating proxy mode; rate 0 = off */
     uint64_t next_conn_id;
     uint64_t seed;
     int quiet;
@@ -95,7 +99,7 @@ static void tf_fx_usage(FILE *out)
 {
     fprintf(out, "usage: tickflow-fake-exchange --port N [--seed N] [--price SYM=USDT_PRICE]...\n"
                  "           [--usdkrw X] [--premium PCT] [--fault ENDPOINT=MODE[:ARG]]...\n"
-                 "           [--port-file FILE] [--quiet]\n"
+                 "           [--mutate RATE[:SEED]] [--port-file FILE] [--quiet]\n"
                  "\n"
                  "Fake exchange HTTP server on 127.0.0.1 for tickflow tests and demos.\n"
                  "  --port N          port to bind (0 = pick a free one)\n"
@@ -105,6 +109,9 @@ static void tf_fx_usage(FILE *out)
                  "  --premium PCT     starting kimchi premium in %% (default 2.5)\n"
                  "  --fault ID=MODE[:ARG]  inject a fault at start (repeatable); ARG is the\n"
                  "                    Retry-After seconds for 429/418, milliseconds for delay\n"
+                 "  --mutate RATE[:SEED]  mutating proxy: each numeric field of a market body\n"
+                 "                    is mutated with probability RATE (x factor, 1e+308,\n"
+                 "                    1e-308, sign flip, x10), seeded by SEED (default --seed)\n"
                  "  --port-file FILE  write the bound port to FILE (atomically)\n"
                  "  --quiet           no per-request log on stderr\n"
                  "\n"
@@ -118,7 +125,8 @@ static void tf_fx_usage(FILE *out)
         fprintf(out, " %s", tf_fx_fault_mode_name((enum tf_fx_fault_mode)i));
     }
     fprintf(out, "\nadmin: GET /admin/stats, GET /admin/state, POST /admin/reset,\n"
-                 "       POST /admin/price, POST /admin/unfreeze, POST /admin/fault\n");
+                 "       POST /admin/price, POST /admin/unfreeze, POST /admin/fault,\n"
+                 "       POST /admin/mutate\n");
 }
 
 static int tf_fx_parse_long(const char *text, long lo, long hi, long *out)
@@ -218,6 +226,12 @@ static int tf_fx_opts_add(struct tf_fx_opts *o, int opt, const char *arg)
         }
         o->n_faults++;
         return 0;
+    case 'M':
+        if (tf_fx_mutate_parse_spec(arg, &o->mutate_rate, &o->mutate_seed, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+        return 0;
     case 'o':
         o->port_file = arg;
         return 0;
@@ -239,6 +253,7 @@ static int tf_fx_parse_args(int argc, char **argv, struct tf_fx_opts *o)
         {"usdkrw", required_argument, NULL, 'u'},
         {"premium", required_argument, NULL, 'm'},
         {"fault", required_argument, NULL, 'f'},
+        {"mutate", required_argument, NULL, 'M'},
         {"port-file", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -249,6 +264,7 @@ static int tf_fx_parse_args(int argc, char **argv, struct tf_fx_opts *o)
     o->seed = 1;
     o->usdkrw = 1400.0;
     o->premium = 2.5;
+    o->mutate_seed = -1;
     for (;;) {
         int opt = getopt_long(argc, argv, "", longopts, NULL);
         if (opt == -1) {
@@ -471,6 +487,9 @@ static enum MHD_Result tf_fx_serve_market(struct tf_fx_app *app, struct MHD_Conn
     }
     if (r.ok_layout && r.json != NULL) {
         tf_fx_fault_mutate(fault.mode, r.json);
+        pthread_mutex_lock(&app->lock);
+        tf_fx_mutate_json(&app->mutator, r.json);
+        pthread_mutex_unlock(&app->lock);
     }
     if (fault.mode == TF_FX_FAULT_HTML) {
         weight = -1; /* the CDN answered, not Binance */
@@ -498,6 +517,7 @@ static json_t *tf_fx_state_json(struct tf_fx_app *app)
     pthread_mutex_lock(&app->lock);
     tf_fx_model_snapshot(app->model, mono, wall, &s);
     json_t *faults = tf_fx_faults_json(&app->faults);
+    json_t *mutate = tf_fx_mutator_json(&app->mutator);
     pthread_mutex_unlock(&app->lock);
     json_t *syms = json_object();
     int rc = syms == NULL ? -1 : 0;
@@ -513,11 +533,12 @@ static json_t *tf_fx_state_json(struct tf_fx_app *app)
     if (rc != 0) {
         json_decref(syms);
     }
-    if (o == NULL || rc != 0 || faults == NULL) {
+    if (o == NULL || rc != 0 || faults == NULL || mutate == NULL) {
+        json_decref(mutate);
         json_decref(o);
         return NULL;
     }
-    return o;
+    return json_object_set_new(o, "mutate", mutate) == 0 ? o : (json_decref(o), NULL);
 }
 
 /* Reads an optional number (a JSON number, or a string holding one) from body. */
@@ -660,6 +681,28 @@ static int tf_fx_admin_fault(struct tf_fx_app *app, json_t *body, char *err, siz
 
 typedef int (*tf_fx_admin_post_fn)(struct tf_fx_app *app, json_t *body, char *err, size_t errlen);
 
+/* {"rate": R, "seed": S}: (re)starts the mutating proxy mode; rate 0 turns it off. The seed
+ * defaults to --seed; the counters restart. */
+static int tf_fx_admin_mutate(struct tf_fx_app *app, json_t *body, char *err, size_t errlen)
+{
+    json_t *rate = json_object_get(body, "rate");
+    json_t *seed = json_object_get(body, "seed");
+    if (!json_is_number(rate) || !(json_number_value(rate) >= 0.0) ||
+        json_number_value(rate) > 1.0) {
+        snprintf(err, errlen, "rate: expected a number in 0..1");
+        return -1;
+    }
+    if (seed != NULL && (!json_is_integer(seed) || json_integer_value(seed) < 0)) {
+        snprintf(err, errlen, "seed: expected a non-negative integer");
+        return -1;
+    }
+    pthread_mutex_lock(&app->lock);
+    tf_fx_mutator_init(&app->mutator, json_number_value(rate),
+                       seed != NULL ? (uint64_t)json_integer_value(seed) : app->seed);
+    pthread_mutex_unlock(&app->lock);
+    return 0;
+}
+
 static enum MHD_Result tf_fx_admin_post(struct tf_fx_app *app, struct MHD_Connection *c,
                                         struct tf_fx_req *req, tf_fx_admin_post_fn fn,
                                         const char *method, const char *url)
@@ -696,6 +739,7 @@ static enum MHD_Result tf_fx_admin(struct tf_fx_app *app, struct MHD_Connection 
         {"/admin/price", 1, tf_fx_admin_price},
         {"/admin/unfreeze", 1, tf_fx_admin_unfreeze},
         {"/admin/fault", 1, tf_fx_admin_fault},
+        {"/admin/mutate", 1, tf_fx_admin_mutate},
     };
     int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -896,6 +940,8 @@ static int tf_fx_app_init(struct tf_fx_app *app, const struct tf_fx_opts *o)
     for (size_t i = 0; i < o->n_faults; i++) {
         tf_fx_faults_set(&app->faults, o->fault_eps[i], &o->faults[i]);
     }
+    tf_fx_mutator_init(&app->mutator, o->mutate_rate,
+                       o->mutate_seed >= 0 ? (uint64_t)o->mutate_seed : o->seed);
     return 0;
 }
 

@@ -23,3 +23,10 @@ add_dependencies(integration_sse_clients tickflow tickflow-fake-exchange ${TF_AL
 tf_add_test(integration_redis_recovery SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_redis_recovery.c
     LIBS tf_test_support LABELS integration TIMEOUT 300)
 add_dependencies(integration_redis_recovery tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
+
+# Issue 10, section 2: the demo behind the fake exchange's mutating proxy mode for 60 s (then
+# 30 s with the sources' guards off): nothing outside the bounds is served as fresh, by the API
+# or in Redis, and every rejection and suspect premium is counted.
+tf_add_test(integration_plausibility SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_plausibility.c
+    LIBS tf_test_support LABELS integration TIMEOUT 300)
+add_dependencies(integration_plausibility tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})

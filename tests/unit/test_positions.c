@@ -426,6 +426,16 @@ static void test_book(void)
         TF_EVALUE);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "stale"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "skew"));
+    /* Suspect (outside the premium band): never an entry or exit price. */
+    set_key("premium:bithumb:binance:BTC",
+            "{\"krw_bid\":1379000000,\"krw_ask\":1379500000,\"global_bid\":95050.0,"
+            "\"global_ask\":95100.0,\"usdkrw\":1403.0,\"stale\":false,\"suspect\":true,"
+            "\"suspect_reason\":\"premium_pct\"}");
+    CU_ASSERT_EQUAL(
+        tf_position_book(redis, prefix, "bithumb", "binance", "BTC", &b, err, sizeof err),
+        TF_EVALUE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "suspect"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "premium_pct"));
     set_key("premium:bithumb:binance:BTC",
             "{\"krw_ask\":137950000,\"global_bid\":95050.0,\"global_ask\":95100.0,"
             "\"usdkrw\":1403.0,\"stale\":false}");
