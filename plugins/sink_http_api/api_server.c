@@ -1156,17 +1156,26 @@ static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-/* libmicrohttpd refuses (431) a header block that does not fit the connection's memory, which
- * is sized with room for the response; the exact limit is checked here. The size is that of
- * the parsed request line (path and arguments) and headers, within a few bytes of the wire. */
+/* libmicrohttpd refuses (414 or 431) a request line or header block that does not fit the
+ * connection's memory, which is sized with room for the response; the exact limit is checked
+ * here. The size is that of the parsed request line (path and arguments) and headers, within a
+ * few bytes of the wire. A request line over the limit by itself is 414, as libmicrohttpd
+ * answers one that does not fit. */
 static bool headers_too_large(const api_server *s, struct MHD_Connection *conn, const char *url,
                               const char *method, reply *r)
 {
-    size_t size = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    size_t line = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &line);
+    size_t size = line;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &size);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &size);
     if (size <= s->cfg.max_header_bytes)
         return false;
+    if (line > s->cfg.max_header_bytes) {
+        reply_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                    "request line: expected at most %zu bytes (max_header_bytes), found about %zu",
+                    s->cfg.max_header_bytes, line);
+        return true;
+    }
     reply_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
                 "request line and headers: expected at most %zu bytes (max_header_bytes), found "
                 "about %zu",
@@ -1221,6 +1230,53 @@ static bool unauthorized(api_server *s, struct MHD_Connection *conn, route rt, b
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"tickflow\"");
     return true;
+}
+
+/* The Content-Length headers of a request: how many, and whether their values differ. */
+typedef struct length_headers {
+    unsigned count;
+    const char *first;
+    bool differ;
+    bool chunked; /* a Transfer-Encoding header too */
+} length_headers;
+
+static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    length_headers *lh = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        lh->chunked = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (lh->count++ == 0)
+        lh->first = value ? value : "";
+    else if (strcmp(lh->first, value ? value : "") != 0)
+        lh->differ = true;
+    return MHD_YES;
+}
+
+/* Where the body ends must be certain (RFC 9112 6.3): differing Content-Length headers, or one
+ * with Transfer-Encoding, let a proxy and this server split the stream differently (request
+ * smuggling), and libmicrohttpd 0.9.75 silently takes the first value, even in strict mode.
+ * Such a request is refused on the first call, which closes the connection (nothing after it
+ * can be framed). Identical repeats are allowed (RFC 9110 8.6). */
+static bool framing_ambiguous(struct MHD_Connection *conn, reply *r)
+{
+    length_headers lh = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_length, &lh);
+    if (lh.differ) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                    "header Content-Length: expected one value, found %u headers that differ",
+                    lh.count);
+        return true;
+    }
+    if (lh.count > 0 && lh.chunked) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                    "header Content-Length: expected it or Transfer-Encoding, found both");
+        return true;
+    }
+    return false;
 }
 
 /* Answers everything that needs no body; false when the request is a POST whose body must be
@@ -1368,6 +1424,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *con_cls = q;
         q->t0_ms = s->host->monotonic_ms();
         q->route = match_route(q, url);
+        if (framing_ambiguous(conn, &r))
+            return queue(s, conn, q, &r);
         /* libmicrohttpd 0.9.75 closes the connection after a response queued on the first
          * call, so GETs are answered on the second: that keeps connections alive. A POST is
          * checked now, before its body is read. */
