@@ -664,6 +664,34 @@ static void test_stalled_client_is_disconnected(void)
     close(fd);
 }
 
+/* A client trickling its headers, a byte every 300 ms, keeps resetting the idle timeout (10 s
+ * here): request_timeout (1 s) closes it anyway, counted from the connection's open. */
+static void test_trickling_client_is_disconnected(void)
+{
+    int port = 0;
+    tfh *h = open_api("trickle", "connection_timeout: 10s, request_timeout: 1s", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fd = connect_port(port);
+    CU_ASSERT_FATAL(fd >= 0);
+    long long t0 = tft_mono_ms();
+    CU_ASSERT(send_all(fd, "GET /v1/premium HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+    ssize_t n = -1;
+    while (n != 0 && tft_mono_ms() - t0 < 6000) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char buf[256];
+        if (poll(&p, 1, 300) == 1)
+            n = recv(fd, buf, sizeof buf, 0);
+        else if (send(fd, "a", 1, MSG_NOSIGNAL) != 1)
+            break;
+    }
+    long long took = tft_mono_ms() - t0;
+    CU_ASSERT_EQUAL(n, 0); /* EOF: closed without an answer */
+    CU_ASSERT(took >= 900);
+    CU_ASSERT(took <= 1000 + SLACK_MS);
+    close(fd);
+    tfh_close(h);
+}
+
 /* XADDs a premium of `symbol` with the given stream id to the bithumb/binance history. */
 static void xadd(const char *symbol, const char *id, double pct, int64_t ts)
 {
@@ -1619,6 +1647,8 @@ int main(void)
         {"ETag and If-None-Match 304", test_etag_304},
         {"staleness at request time", test_staleness_at_request_time},
         {"readyz", test_readyz},
+        {"trickling client disconnected after request_timeout",
+         test_trickling_client_is_disconnected},
         {"stalled client disconnected after connection_timeout",
          test_stalled_client_is_disconnected},
         {"history from streams", test_history},
