@@ -1237,7 +1237,7 @@ typedef struct length_headers {
     unsigned count;
     const char *first;
     bool differ;
-    bool chunked; /* a Transfer-Encoding header too */
+    bool transfer_encoding; /* a Transfer-Encoding header too */
 } length_headers;
 
 static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1246,7 +1246,7 @@ static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const cha
     (void)kind;
     length_headers *lh = cls;
     if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-        lh->chunked = true;
+        lh->transfer_encoding = true;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
         return MHD_YES;
     if (lh->count++ == 0)
@@ -1271,7 +1271,7 @@ static bool framing_ambiguous(struct MHD_Connection *conn, reply *r)
                     lh.count);
         return true;
     }
-    if (lh.count > 0 && lh.chunked) {
+    if (lh.count > 0 && lh.transfer_encoding) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_parameter",
                     "header Content-Length: expected it or Transfer-Encoding, found both");
         return true;
