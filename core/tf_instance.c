@@ -17,6 +17,7 @@
 #include "tf_positions.h"
 #include "tf_options.h"
 #include "tf_record.h"
+#include "tf_keyreads.h"
 #include "tf_keys.h"
 #include "tf_redis.h"
 
@@ -39,6 +40,8 @@ struct tf_instance {
     unsigned long repeats;     /* identical messages since it was last logged */
     int64_t last_error_log_ms; /* monotonic */
     atomic_ulong reported;     /* report_error calls so far */
+    atomic_bool in_init;       /* desc->init is running (on the main thread) */
+    tf_keyreads *key_reads;    /* owned: key store entries init read (NULL: none) */
 };
 
 /* --- metrics the host keeps per instance --- */
@@ -431,6 +434,24 @@ static int host_opt_positive_duration(tf_instance *self, const tf_options *o, co
     return tf_fetch_positive_duration(&host_table, self, o, name, out);
 }
 
+/* A pair read by init stays in the plugin until the pipeline restarts: remember what was read
+ * so that a reload restarts the pipeline when the entry changed (tf_instance_keys_changed). A
+ * pair read at each tick needs nothing: the next tick sees the new entry. */
+static void remember_key_read(tf_instance *self, const char *exchange, const char *name, int rc,
+                              const char *key, size_t key_size, const char *secret,
+                              size_t secret_size)
+{
+    if (rc != TF_OK && rc != TF_ENOTFOUND && rc != TF_EVALUE && rc != TF_EINVAL)
+        return; /* the store could not answer: nothing to compare with later */
+    if (!self->key_reads)
+        self->key_reads = tf_keyreads_create();
+    if (!self->key_reads || tf_keyreads_add(self->key_reads, exchange, name, rc, key, key_size,
+                                            secret, secret_size) != TF_OK)
+        tf_log(TF_LOG_WARN, self->component,
+               "out of memory: a reload will not notice a change of key store entry %s/%s",
+               exchange, name);
+}
+
 /* A store handle per call: plugins ask once, at init, so a connection kept open would only
  * idle. */
 static int host_api_key_get(tf_instance *self, const char *exchange, const char *name, char *key,
@@ -457,6 +478,8 @@ static int host_api_key_get(tf_instance *self, const char *exchange, const char 
         return TF_ENOMEM;
     int rc = tf_keys_get(k, exchange, name, key, key_size, secret, secret_size, err, err_size);
     tf_keys_close(k);
+    if (atomic_load(&self->in_init))
+        remember_key_read(self, exchange, name, rc, key, key_size, secret, secret_size);
     if (rc == TF_OK) {
         tf_log_add_secret(key);
         tf_log_add_secret(secret);
@@ -577,7 +600,9 @@ tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeli
     if (!inst->pipeline)
         goto fail;
     snprintf(inst->component, sizeof inst->component, "%s/%s", pipeline, stage->plugin->desc->name);
+    atomic_store(&inst->in_init, true);
     int rc = stage->plugin->desc->init(&host_table, inst, stage->options, &inst->state);
+    atomic_store(&inst->in_init, false);
     if (rc != TF_OK) {
         tf_log(TF_LOG_ERROR, inst->component, "plugin init failed (%s) for %s", tf_status_name(rc),
                stage->path);
@@ -586,6 +611,7 @@ tf_instance *tf_instance_create(const tf_stage_config *stage, const char *pipeli
     }
     return inst;
 fail:
+    tf_keyreads_destroy(inst->key_reads);
     free(inst->pipeline);
     pthread_mutex_destroy(&inst->err_lock);
     free(inst);
@@ -599,9 +625,16 @@ void tf_instance_destroy(tf_instance *inst)
     if (inst->state)
         inst->plugin->desc->destroy(inst->state);
     tf_http_client_destroy(inst->client);
+    tf_keyreads_destroy(inst->key_reads);
     pthread_mutex_destroy(&inst->err_lock);
     free(inst->pipeline);
     free(inst);
+}
+
+bool tf_instance_keys_changed(const tf_instance *inst)
+{
+    const tf_keys_settings *ks = inst->redis ? inst->redis->keys : NULL;
+    return tf_keyreads_changed(inst->key_reads, ks, inst->redis, inst->component);
 }
 
 /* Counts the outcome of one callback. A failure the plugin already explained through

@@ -36,6 +36,10 @@ int tf_instance_collect(tf_instance *inst, const tf_tick *tick, tf_batch *out);
 int tf_instance_process(tf_instance *inst, const tf_tick *tick, tf_batch *batch);
 int tf_instance_write(tf_instance *inst, const tf_tick *tick, const tf_batch *batch);
 
+/* True when a key store entry the plugin's init read now holds another pair (or appeared, or
+ * went away): the instance would go on with the old one. Reads the store; main thread. */
+bool tf_instance_keys_changed(const tf_instance *inst);
+
 const tf_plugin *tf_instance_plugin(const tf_instance *inst);
 /* "pipeline/plugin", for logs. */
 const char *tf_instance_component(const tf_instance *inst);

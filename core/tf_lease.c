@@ -87,6 +87,9 @@ struct tf_lease {
     int64_t valid_until; /* monotonic ms: send time of the last acquire/extend + ttl - margin */
     uint64_t fence;
     unsigned long transitions;
+    unsigned long acquisitions;       /* successful acquires: a change means a new holding */
+    tf_lease_acquired_fn on_acquired; /* set before start; called by the thread, no lock held */
+    void *on_acquired_arg;
 
     tf_metric *m_held;
     tf_metric *m_transitions;
@@ -303,9 +306,17 @@ static int64_t step_acquire(tf_lease *l)
         note_reachable(l, set_state(l, TF_LEASE_STANDBY));
         return sent + l->standby_ms;
     }
+    pthread_mutex_lock(&l->lock);
+    l->acquisitions++;
+    pthread_mutex_unlock(&l->lock);
     tf_lease_state prev = confirm_held(l, sent, fence);
     note_reachable(l, prev);
     TF_INFO(l->component, "acquired lease for pipeline %s (fence %" PRIu64 ")", l->pipeline, fence);
+    /* A new holding: the keys this pipeline writes may be gone (the previous holder died, or
+     * Redis restarted empty and the extend found no key), so the pipeline ticks at once
+     * instead of at the end of its period. */
+    if (l->on_acquired)
+        l->on_acquired(l->on_acquired_arg);
     return sent + l->ttl_ms / 3;
 }
 
@@ -535,13 +546,26 @@ void tf_lease_destroy(tf_lease *l)
 
 bool tf_lease_check(tf_lease *l, uint64_t *fence)
 {
+    return tf_lease_check_holding(l, fence, NULL);
+}
+
+bool tf_lease_check_holding(tf_lease *l, uint64_t *fence, unsigned long *holding)
+{
     int64_t now = tf_mono_ms();
     pthread_mutex_lock(&l->lock);
     bool ok = l->state == TF_LEASE_HELD && now < l->valid_until;
     if (ok && fence)
         *fence = l->fence;
+    if (ok && holding)
+        *holding = l->acquisitions;
     pthread_mutex_unlock(&l->lock);
     return ok;
+}
+
+void tf_lease_on_acquired(tf_lease *l, tf_lease_acquired_fn fn, void *arg)
+{
+    l->on_acquired = fn;
+    l->on_acquired_arg = arg;
 }
 
 tf_lease_state tf_lease_get_state(tf_lease *l)

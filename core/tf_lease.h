@@ -36,6 +36,14 @@ void tf_lease_destroy(tf_lease *l);
  * holder that was paused past its ttl finds out here, before running the tick). Sets *fence
  * to the current fencing token when true. Thread-safe. */
 bool tf_lease_check(tf_lease *l, uint64_t *fence);
+/* tf_lease_check, also setting *holding (may be NULL) to the number of acquisitions so far:
+ * a different number means the lease was lost and acquired again since the last call, so the
+ * holder cannot assume that what it wrote before is still in Redis. */
+bool tf_lease_check_holding(tf_lease *l, uint64_t *fence, unsigned long *holding);
+/* Called on the lease thread (no lock held) right after each acquisition; must be quick.
+ * Set before tf_lease_start; `arg` is lent and must outlive the thread. */
+typedef void (*tf_lease_acquired_fn)(void *arg);
+void tf_lease_on_acquired(tf_lease *l, tf_lease_acquired_fn fn, void *arg);
 tf_lease_state tf_lease_get_state(tf_lease *l);
 /* "<prefix>:fence:<pipeline>"; borrowed. */
 const char *tf_lease_fence_key(const tf_lease *l);

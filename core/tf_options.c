@@ -830,6 +830,18 @@ bool tf_options_is_set(const tf_options *o, const char *name)
     return o->given[idx];
 }
 
+bool tf_options_equal(const tf_options *a, const tf_options *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->table != b->table || !json_equal(a->values, b->values))
+        return false;
+    /* "given" decides tf_options_is_set, which plugins use to fall back on runtime settings
+     * (sink_redis's prefix): an option written with its default value is not the same. */
+    size_t n = table_len(a->table);
+    return memcmp(a->given, b->given, n * sizeof *a->given) == 0;
+}
+
 /* ---- dump ---- */
 
 static json_t *masked(int type, tf_option_type item_type, const tf_option_def *fields,

@@ -34,6 +34,9 @@ bool tf_options_bool(const tf_options *o, const char *name);
 int64_t tf_options_duration_ms(const tf_options *o, const char *name);
 const json_t *tf_options_json(const tf_options *o, const char *name);
 bool tf_options_is_set(const tf_options *o, const char *name);
+/* True when both hold the same values (secrets included) for the same table and the same
+ * options were written in YAML: an instance made from either would behave the same. */
+bool tf_options_equal(const tf_options *a, const tf_options *b);
 /* Every option as JSON for config dumps; secret values are replaced by "****". New ref. */
 json_t *tf_options_dump(const tf_options *o);
 

@@ -34,7 +34,12 @@ struct tf_pipeline {
     bool thread_started;
     atomic_bool stop;
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* CLOCK_MONOTONIC */
+    pthread_cond_t wake;   /* CLOCK_MONOTONIC */
+    bool nudged;           /* under lock: the lease was acquired, look at it before `due` */
+    int64_t failing_since; /* under lock: monotonic ms of the first write of the current
+                            * streak of failed writes; 0 while the last tick's writes all
+                            * succeeded */
+    bool failing_exported; /* tick thread: what tickflow_pipeline_write_failing says */
     atomic_ulong ticks;
     bool was_holder; /* for logging holder/standby transitions once */
     tf_batch *batch;
@@ -65,6 +70,15 @@ static tf_metric *duration_metric(void)
 {
     return tf_metrics_register(TF_METRIC_HISTOGRAM, "tickflow_pipeline_tick_duration_seconds",
                                "Wall time of one tick, sources to sinks", pipeline_label, NULL, 0);
+}
+
+static tf_metric *write_failing_metric(void)
+{
+    return tf_metrics_register(TF_METRIC_GAUGE, "tickflow_pipeline_write_failing",
+                               "1 while every sink write of the pipeline on this replica has "
+                               "failed for longer than its lease ttl (Redis OOM, ACL); the replica "
+                               "is then not ready",
+                               pipeline_label, NULL, 0);
 }
 
 static void count_tick(tf_pipeline *p, const char *result)
@@ -272,6 +286,72 @@ static int run_sinks(tf_pipeline *p, const tf_tick *tick)
     return failures;
 }
 
+/* --- failing writes --- */
+
+/* How long writes may keep failing before the replica says it is not ready: the lease ttl, the
+ * time after which a standby could have taken over from a holder that stopped writing. */
+static int64_t failing_after_ms(const tf_pipeline *p)
+{
+    return p->cfg->lease_ttl_ms > 0 ? p->cfg->lease_ttl_ms : 2000;
+}
+
+/* Monotonic ms at which the current failing streak turns the replica unready; 0 when none. */
+static int64_t failing_deadline(tf_pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t since = p->failing_since;
+    pthread_mutex_unlock(&p->lock);
+    return since ? since + failing_after_ms(p) : 0;
+}
+
+/* Sets tickflow_pipeline_write_failing to what the streak says now (tick thread). */
+static void export_failing(tf_pipeline *p)
+{
+    int64_t deadline = failing_deadline(p);
+    bool failing = deadline && tf_mono_ms() >= deadline;
+    if (failing == p->failing_exported)
+        return;
+    p->failing_exported = failing;
+    if (failing)
+        tf_log(TF_LOG_WARN, p->component,
+               "every write has failed for more than %lld ms: not ready until one succeeds",
+               (long long)failing_after_ms(p));
+    else
+        tf_log(TF_LOG_INFO, p->component, "writes succeed again: ready");
+    tf_metric *m = write_failing_metric();
+    const char *values[] = {p->cfg->name};
+    if (m)
+        tf_metric_set(m, values, failing ? 1.0 : 0.0);
+}
+
+/* A tick's writes: all sinks succeeded (ends the streak) or at least one failed. A standby
+ * (ok = true) writes nothing and so is not failing either. */
+static void note_writes(tf_pipeline *p, bool ok)
+{
+    pthread_mutex_lock(&p->lock);
+    if (ok)
+        p->failing_since = 0;
+    else if (!p->failing_since)
+        p->failing_since = tf_mono_ms();
+    pthread_mutex_unlock(&p->lock);
+    export_failing(p);
+}
+
+bool tf_pipeline_write_failing(tf_pipeline *p, char *reason, size_t size)
+{
+    int64_t deadline = failing_deadline(p);
+    int64_t now = tf_mono_ms();
+    if (!deadline || now < deadline)
+        return false;
+    /* A replica that lost the lease meanwhile writes nothing any more (its tick thread may
+     * sleep until the end of a long period before it notices and clears the streak). */
+    if (p->lease && !tf_lease_check(p->lease, NULL))
+        return false;
+    snprintf(reason, size, "write_failing: every write has failed for %lld ms (limit %lld ms)",
+             (long long)(now - deadline + failing_after_ms(p)), (long long)failing_after_ms(p));
+    return true;
+}
+
 static void run_tick(tf_pipeline *p, uint64_t seq, int64_t scheduled_wall_ms, int64_t deadline,
                      uint64_t fence)
 {
@@ -291,7 +371,9 @@ static void run_tick(tf_pipeline *p, uint64_t seq, int64_t scheduled_wall_ms, in
      * sources fetched is written, not dropped (in-flight HTTP transfers abort instead). */
     int failures = run_sources(p, &tick);
     failures += run_transforms(p, &tick);
-    failures += run_sinks(p, &tick);
+    int sink_failures = run_sinks(p, &tick);
+    failures += sink_failures;
+    note_writes(p, sink_failures == 0);
     tf_batch_clear(p->batch);
     atomic_fetch_add(&p->ticks, 1);
     count_tick(p, failures ? "error" : "ok");
@@ -303,25 +385,39 @@ static void run_tick(tf_pipeline *p, uint64_t seq, int64_t scheduled_wall_ms, in
 
 /* --- the tick thread --- */
 
-/* Waits until the monotonic instant `until` or a stop request; true when stopping. */
+/* Waits until the monotonic instant `until`, a stop request or a nudge (the lease was
+ * acquired); true when stopping. */
 static bool wait_until(tf_pipeline *p, int64_t until)
 {
     struct timespec ts;
     tf_mono_to_timespec(until, &ts);
     pthread_mutex_lock(&p->lock);
-    while (!atomic_load(&p->stop) && tf_mono_ms() < until)
+    while (!atomic_load(&p->stop) && !p->nudged && tf_mono_ms() < until)
         pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+    p->nudged = false;
     pthread_mutex_unlock(&p->lock);
     return atomic_load(&p->stop);
 }
 
-/* May this replica run the tick? Logs the holder/standby transition once. */
-static bool lease_allows(tf_pipeline *p, uint64_t *fence)
+/* tf_lease_acquired_fn: wakes the tick thread, which runs a tick at once for a new holding. */
+static void nudge(void *arg)
+{
+    tf_pipeline *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->nudged = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* May this replica run the tick? Logs the holder/standby transition once. *holding is the
+ * lease's acquisition count (0 without a lease): a new value is a new holding. */
+static bool lease_allows(tf_pipeline *p, uint64_t *fence, unsigned long *holding)
 {
     *fence = 0;
+    *holding = 0;
     if (!p->lease)
         return true;
-    bool holder = tf_lease_check(p->lease, fence);
+    bool holder = tf_lease_check_holding(p->lease, fence, holding);
     if (holder && !p->was_holder)
         tf_log(TF_LOG_INFO, p->component, "running ticks (lease held, fence %llu)",
                (unsigned long long)*fence);
@@ -330,6 +426,7 @@ static bool lease_allows(tf_pipeline *p, uint64_t *fence)
         /* Its plugins' Redis connections are no longer needed here: a standby must not report
          * them down (TickflowRedisDown would page a healthy deployment). */
         tf_redis_idle_pipeline(p->cfg->name);
+        note_writes(p, true); /* a standby writes nothing, so it is not failing */
     }
     p->was_holder = holder;
     return holder;
@@ -362,8 +459,19 @@ static int64_t skip_overrun(tf_pipeline *p, int64_t due)
     return due + missed * period;
 }
 
+/* When the tick thread must look again: the next tick, or earlier the moment failing writes
+ * turn the replica unready (the gauge must not wait for a 10-minute period). */
+static int64_t next_wake(tf_pipeline *p, int64_t due)
+{
+    int64_t failing = failing_deadline(p);
+    return failing && !p->failing_exported && failing < due ? failing : due;
+}
+
 /* Holder: tick n is due at anchor + n * period. Standby: the lease is re-checked every
- * standby_poll_ms; once acquired, the first tick runs at once and anchors a new schedule. */
+ * standby_poll_ms. A new holding (the first acquisition, or the lease lost and acquired again,
+ * e.g. after Redis restarted empty) runs a tick at once and anchors a new schedule: the lease
+ * thread nudges this thread, so a 10-minute pipeline does not leave its keys missing for up to
+ * 10 minutes. */
 static void *tick_thread(void *arg)
 {
     tf_pipeline *p = arg;
@@ -371,31 +479,51 @@ static void *tick_thread(void *arg)
     int64_t anchor_mono = tf_mono_ms();
     int64_t anchor_wall = tf_now_ms();
     int64_t due = anchor_mono;
-    bool running = false; /* the previous due tick ran (holder or no lease) */
+    bool running = false;      /* the previous due tick ran (holder or no lease) */
+    unsigned long holding = 0; /* the lease acquisition the schedule belongs to */
     uint64_t seq = 0;
-    while (!wait_until(p, due)) {
+    while (!wait_until(p, next_wake(p, due))) {
+        export_failing(p);
         uint64_t fence;
-        if (!lease_allows(p, &fence)) {
+        unsigned long now_holding;
+        if (!lease_allows(p, &fence, &now_holding)) {
             count_tick(p, "standby");
             running = false;
             due = tf_mono_ms() + standby_poll_ms(p);
             continue;
         }
-        if (!running) {
+        int64_t now = tf_mono_ms();
+        if (!running || now_holding != holding) {
+            due = now < due ? now : due;
             anchor_mono = due;
-            anchor_wall = tf_now_ms() - (tf_mono_ms() - due);
+            anchor_wall = tf_now_ms() - (now - due);
             running = true;
+            holding = now_holding;
+        } else if (now < due) {
+            continue; /* woken early: a nudge for the holding already running, or failing */
         }
         run_tick(p, ++seq, anchor_wall + (due - anchor_mono), due + period, fence);
         due = skip_overrun(p, due + period);
     }
+    /* A stopped pipeline writes nothing, so it is not failing (a reload may remove it). */
+    tf_metric *m = write_failing_metric();
+    const char *values[] = {p->cfg->name};
+    if (m && p->failing_exported)
+        tf_metric_set(m, values, 0.0);
     return NULL;
 }
 
 int tf_pipeline_start(tf_pipeline *p)
 {
-    if (p->lease && tf_lease_start(p->lease) != TF_OK)
-        return TF_ENOMEM;
+    tf_metric *failing = write_failing_metric();
+    const char *values[] = {p->cfg->name};
+    if (failing)
+        tf_metric_set(failing, values, 0.0); /* the series exists from the start */
+    if (p->lease) {
+        tf_lease_on_acquired(p->lease, nudge, p);
+        if (tf_lease_start(p->lease) != TF_OK)
+            return TF_ENOMEM;
+    }
     if (pthread_create(&p->thread, NULL, tick_thread, p) != 0)
         return TF_ENOMEM;
     p->thread_started = true;
@@ -461,4 +589,21 @@ unsigned long tf_pipeline_ticks(const tf_pipeline *p)
 tf_lease *tf_pipeline_lease(const tf_pipeline *p)
 {
     return p->lease;
+}
+
+/* --- reload --- */
+
+static bool stage_keys_changed(tf_instance *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tf_instance_keys_changed(list[i]))
+            return true;
+    return false;
+}
+
+bool tf_pipeline_keys_changed(const tf_pipeline *p)
+{
+    return stage_keys_changed(p->sources, p->cfg->n_sources) ||
+           stage_keys_changed(p->transforms, p->cfg->n_transforms) ||
+           stage_keys_changed(p->sinks, p->cfg->n_sinks);
 }

@@ -30,7 +30,13 @@ void tf_pipeline_destroy(tf_pipeline *p);
 const char *tf_pipeline_name(const tf_pipeline *p);
 /* Ticks run so far (as holder, or without lease). For tests and status. */
 unsigned long tf_pipeline_ticks(const tf_pipeline *p);
+/* True when every write of the pipeline's sinks has failed for longer than its lease ttl on
+ * this replica (it holds the lease, or has none); `reason` then says so. Any thread. */
+bool tf_pipeline_write_failing(tf_pipeline *p, char *reason, size_t size);
 /* NULL when the pipeline has no lease. */
 tf_lease *tf_pipeline_lease(const tf_pipeline *p);
+/* True when a key store entry one of its plugins read at init has changed since (reload
+ * restarts the pipeline then). Reads the store; main thread. */
+bool tf_pipeline_keys_changed(const tf_pipeline *p);
 
 #endif

@@ -67,6 +67,8 @@ struct tf_redis {
     pthread_mutex_t export_lock;
     bool in_use;
     bool connected;
+    int64_t last_ok_ms;   /* monotonic ms of the last command that got a reply; 0: none */
+    int64_t last_fail_ms; /* ... and of the last one that did not (unreachable, broken) */
 
     tf_metric *m_up;
     tf_metric *m_idle;
@@ -139,6 +141,17 @@ static void note_use(tf_redis *r)
     pthread_mutex_lock(&r->export_lock);
     r->in_use = true;
     export_state(r);
+    pthread_mutex_unlock(&r->export_lock);
+}
+
+/* Records whether a command got a reply, for tf_redis_pipeline_reachable. */
+static void note_outcome(tf_redis *r, bool ok)
+{
+    pthread_mutex_lock(&r->export_lock);
+    if (ok)
+        r->last_ok_ms = tf_mono_ms();
+    else
+        r->last_fail_ms = tf_mono_ms();
     pthread_mutex_unlock(&r->export_lock);
 }
 
@@ -313,8 +326,10 @@ static redisReply *checked_reply(tf_redis *r, redisReply *reply)
     if (reply && !r->ctx->err) {
         if (!r->answered)
             note_connected(r);
+        note_outcome(r, true);
         return reply;
     }
+    note_outcome(r, false);
     char why[160];
     snprintf(why, sizeof why, "%s", context_error(r->ctx, "no reply"));
     if (reply)
@@ -444,31 +459,122 @@ void tf_redis_idle_pipeline(const char *pipeline)
     pthread_mutex_unlock(&g_all_lock);
 }
 
-redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...)
+/* Did the command fail because the server had closed (or reset) a connection that worked
+ * before: "Server closed the connection" (an idle connection Redis closed with its `timeout`, or
+ * one that outlived a restart), "Broken pipe", "Connection reset by peer"? Not a timeout: a
+ * Redis that does not answer may have run the command, and a retry would double the wait.
+ * hiredis keeps only the text of errno (strerror), so the I/O cases are matched on it. */
+static bool closed_by_server(const tf_redis *r, const redisReply *reply, bool had_answered)
+{
+    if (reply || !had_answered || !r->ctx || !r->ctx->err)
+        return false;
+    if (r->ctx->err == REDIS_ERR_EOF)
+        return true;
+    return r->ctx->err == REDIS_ERR_IO && (strcmp(r->ctx->errstr, strerror(EPIPE)) == 0 ||
+                                           strcmp(r->ctx->errstr, strerror(ECONNRESET)) == 0);
+}
+
+/* The connection died under an established connection's first command: drop it without the
+ * backoff, so the caller's single retry reconnects at once. A Redis that is really gone then
+ * refuses the new connection, and that failure starts the backoff as usual. */
+static void drop_closed(tf_redis *r)
+{
+    TF_INFO(r->who, "Redis closed the connection to %s:%d (%s); retrying once on a new connection",
+            r->host, r->port, context_error(r->ctx, "closed"));
+    free_context(r);
+    r->retry_at = 0;
+}
+
+/* Sends one command with send(r, arg) and reads its reply, retrying once on a new connection
+ * when the server had closed the connection (closed_by_server). Callers' writes are idempotent
+ * or fenced (docs/redis.md), so the retry cannot apply a stale holder's write. */
+typedef redisReply *(*send_fn)(redisContext *ctx, void *arg);
+
+static redisReply *command_with_retry(tf_redis *r, send_fn send, void *arg)
 {
     note_use(r);
-    if (!ensure_connected(r))
-        return NULL;
+    for (int attempt = 0;; attempt++) {
+        if (!ensure_connected(r)) {
+            note_outcome(r, false);
+            return NULL;
+        }
+        bool had_answered = r->answered;
+        redisReply *reply = send(r->ctx, arg);
+        if (attempt == 0 && closed_by_server(r, reply, had_answered)) {
+            drop_closed(r);
+            continue;
+        }
+        return checked_reply(r, reply);
+    }
+}
+
+typedef struct fmt_args {
+    const char *fmt;
     va_list ap;
-    va_start(ap, fmt);
-    redisReply *reply = redisvCommand(r->ctx, fmt, ap);
+} fmt_args;
+
+static redisReply *send_fmt(redisContext *ctx, void *arg)
+{
+    fmt_args *f = arg;
+    va_list ap;
+    va_copy(ap, f->ap); /* a retry formats the same arguments again */
+    redisReply *reply = redisvCommand(ctx, f->fmt, ap);
     va_end(ap);
-    return checked_reply(r, reply);
+    return reply;
+}
+
+typedef struct argv_args {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} argv_args;
+
+static redisReply *send_argv(redisContext *ctx, void *arg)
+{
+    const argv_args *a = arg;
+    return redisCommandArgv(ctx, a->argc, a->argv, a->lens);
+}
+
+bool tf_redis_pipeline_reachable(const char *pipeline)
+{
+    int64_t ok = 0, fail = 0;
+    pthread_mutex_lock(&g_all_lock);
+    for (tf_redis *r = g_all; r; r = r->next) {
+        if (!r->pipeline || strcmp(r->pipeline, pipeline) != 0)
+            continue;
+        pthread_mutex_lock(&r->export_lock);
+        if (r->in_use) {
+            ok = r->last_ok_ms > ok ? r->last_ok_ms : ok;
+            fail = r->last_fail_ms > fail ? r->last_fail_ms : fail;
+        }
+        pthread_mutex_unlock(&r->export_lock);
+    }
+    pthread_mutex_unlock(&g_all_lock);
+    return fail <= ok;
+}
+
+redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...)
+{
+    fmt_args f = {.fmt = fmt};
+    va_start(f.ap, fmt);
+    redisReply *reply = command_with_retry(r, send_fmt, &f);
+    va_end(f.ap);
+    return reply;
 }
 
 redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, const size_t *lens)
 {
-    note_use(r);
-    if (!ensure_connected(r))
-        return NULL;
-    return checked_reply(r, redisCommandArgv(r->ctx, argc, argv, lens));
+    argv_args a = {.argc = argc, .argv = argv, .lens = lens};
+    return command_with_retry(r, send_argv, &a);
 }
 
 int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t *lens)
 {
     note_use(r);
-    if (!ensure_connected(r))
+    if (!ensure_connected(r)) {
+        note_outcome(r, false);
         return TF_EREDIS;
+    }
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
         /* Only fails when out of memory; the buffer may hold half a command, so drop it. */
         lose_connection(r, context_error(r->ctx, "cannot queue the command"));
@@ -481,8 +587,10 @@ redisReply *tf_redis_get_reply(tf_redis *r)
 {
     /* Never reconnects: the replies of the appended commands died with the old connection. */
     note_use(r);
-    if (!r->ctx)
+    if (!r->ctx) {
+        note_outcome(r, false);
         return NULL;
+    }
     void *reply = NULL;
     if (redisGetReply(r->ctx, &reply) != REDIS_OK) {
         if (reply)
@@ -496,8 +604,10 @@ int tf_redis_read_reply(tf_redis *r, int64_t timeout_ms, redisReply **out)
 {
     *out = NULL;
     note_use(r);
-    if (!r->ctx)
+    if (!r->ctx) {
+        note_outcome(r, false);
         return TF_EREDIS;
+    }
     void *reply = NULL;
     /* A reply may already sit in hiredis's buffer, read along with the previous one. */
     bool failed = redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK;

@@ -32,13 +32,21 @@ void tf_redis_destroy(tf_redis *r);
  * never needed) is not exported as down. Any thread. */
 void tf_redis_idle_pipeline(const char *pipeline);
 
+/* Did the latest command on any in-use connection of `pipeline`'s plugins get a reply? A
+ * connection whose plugin stopped using it after a failure (a pooled one) does not outvote one
+ * that succeeded since. True when none was used. Any thread. */
+bool tf_redis_pipeline_reachable(const char *pipeline);
+
 /* Runs one command, connecting first if needed. Returns the reply (caller frees it with
  * freeReplyObject) or NULL when Redis is unreachable or the connection failed (the context is
- * dropped). A REDIS_REPLY_ERROR reply is returned as a reply: the connection is fine. */
+ * dropped). A REDIS_REPLY_ERROR reply is returned as a reply: the connection is fine. When an
+ * established connection turns out to have been closed by the server (Redis `timeout`, a
+ * restart: EOF, EPIPE, ECONNRESET), the command is sent once more on a new connection, so send
+ * only commands that are safe to repeat (idempotent or fenced). Not after a timeout. */
 redisReply *tf_redis_command(tf_redis *r, const char *fmt, ...);
 redisReply *tf_redis_command_argv(tf_redis *r, int argc, const char **argv, const size_t *lens);
-/* Pipelining: append commands, then read each reply in order. append returns TF_OK or
- * TF_EREDIS (not connected and could not connect). get_reply returns NULL on failure. */
+/* Pipelining (never retried): append commands, then read each reply in order. append returns TF_OK
+ * or TF_EREDIS (not connected and could not connect). get_reply returns NULL on failure. */
 int tf_redis_append_argv(tf_redis *r, int argc, const char **argv, const size_t *lens);
 redisReply *tf_redis_get_reply(tf_redis *r);
 /* For a connection that receives replies nobody asked for (SUBSCRIBE): waits up to timeout_ms

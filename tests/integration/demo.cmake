@@ -17,3 +17,9 @@ target_compile_definitions(integration_sse_clients PRIVATE
     TF_TEST_CLIENTS_DIR="${TF_TEST_CLIENTS_DIR}")
 set_tests_properties(integration_sse_clients PROPERTIES FIXTURES_REQUIRED test_clients)
 add_dependencies(integration_sse_clients tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})
+
+# Redis losing its data (empty restart), closing idle connections (timeout) or refusing writes
+# (OOM), and Redis down as the API's two /readyz see it (issue 10, sections 1 and 4).
+tf_add_test(integration_redis_recovery SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_redis_recovery.c
+    LIBS tf_test_support LABELS integration TIMEOUT 300)
+add_dependencies(integration_redis_recovery tickflow tickflow-fake-exchange ${TF_ALL_PLUGINS})

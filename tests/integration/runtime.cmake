@@ -22,3 +22,9 @@ add_dependencies(integration_sources_live tickflow tickflow-fake-exchange source
 tf_add_test(integration_fencing SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_fencing.c
     LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
 add_dependencies(integration_fencing tickflow source_generate sink_redis)
+
+# Reload without a gap (issue 10): a SIGHUP storm against a leased pipeline writing to Redis.
+tf_add_test(integration_reload SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_reload.c
+    LIBS tf_proc tickflow_sdk LABELS integration TIMEOUT 240)
+add_dependencies(integration_reload tickflow source_generate sink_redis sink_stdout
+    sink_http_api)

@@ -539,6 +539,17 @@ static void test_config_and_host(void)
     tf_log_mask("key=" API_KEY " secret=" API_SECRET, masked, sizeof masked);
     CU_ASSERT_PTR_NULL(strstr(masked, API_KEY));
     CU_ASSERT_PTR_NULL(strstr(masked, "s3cr3t"));
+    /* A reload restarts the pipeline when the entry read at init changed, and only then: a
+     * re-encryption (new nonce, rotation) of the same pair is no change. */
+    CU_ASSERT_FALSE(tf_instance_keys_changed(inst));
+    w = tf_keys_open(&ks_k1, &redis, "writer");
+    CU_ASSERT_EQUAL(tf_keys_put(w, "binance", "main", API_KEY, "an0ther", err, sizeof err), TF_OK);
+    CU_ASSERT(tf_instance_keys_changed(inst));
+    CU_ASSERT_EQUAL(tf_keys_remove(w, "binance", "main", err, sizeof err), TF_OK);
+    CU_ASSERT(tf_instance_keys_changed(inst));
+    CU_ASSERT_EQUAL(tf_keys_put(w, "binance", "main", API_KEY, API_SECRET, err, sizeof err), TF_OK);
+    CU_ASSERT_FALSE(tf_instance_keys_changed(inst));
+    tf_keys_close(w);
     tf_instance_destroy(inst);
     tf_keys *k = tf_keys_open(&cfg->keys, &cfg->redis, "rm");
     CU_ASSERT_EQUAL(tf_keys_remove(k, "binance", "main", err, sizeof err), TF_OK);

@@ -328,6 +328,66 @@ static void test_outage_and_recovery(void)
     tft_redis_destroy(server);
 }
 
+static long long client_id(tf_redis *r)
+{
+    redisReply *reply = tf_redis_command(r, "CLIENT ID");
+    long long id = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    if (reply)
+        freeReplyObject(reply);
+    return id;
+}
+
+static bool kill_client(int port, long long id)
+{
+    redisReply *reply = tft_redis_cmd(port, "CLIENT KILL ID %lld", id);
+    bool killed = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+    if (reply)
+        freeReplyObject(reply);
+    return killed;
+}
+
+/* The server closing an established connection (its `timeout`, CLIENT KILL, a restart) costs
+ * the caller nothing: the command goes out once more on a new connection (issue 10). */
+static void test_closed_connection_retried_once(void)
+{
+    tft_redis *server = tft_redis_start(0);
+    CU_ASSERT_FATAL(server != NULL);
+    tf_redis_settings s = settings_for(server->port);
+    tf_redis *r = tf_redis_create(&s, "test/closed");
+    CU_ASSERT_FATAL(r != NULL);
+    long long first = client_id(r);
+    CU_ASSERT_FATAL(first > 0);
+
+    CU_ASSERT_FATAL(kill_client(server->port, first));
+    CU_ASSERT(command_answers(r, "SET tftest:closed 1", "OK"));
+    CU_ASSERT_EQUAL(tf_redis_reconnects(r), 1);
+    long long second = client_id(r);
+    CU_ASSERT(second > first);
+
+    CU_ASSERT_FATAL(kill_client(server->port, second));
+    const char *argv[] = {"GET", "tftest:closed"};
+    redisReply *reply = tf_redis_command_argv(r, 2, argv, NULL);
+    CU_ASSERT(reply_is_string(reply, "1"));
+    if (reply)
+        freeReplyObject(reply);
+    CU_ASSERT_EQUAL(tf_redis_reconnects(r), 2);
+
+    /* Restarted (empty) between two commands: the next one succeeds, on the new server. */
+    CU_ASSERT_FATAL(tft_redis_restart(server) == 0);
+    CU_ASSERT(command_answers(r, "PING", "PONG"));
+    CU_ASSERT_EQUAL(tf_redis_reconnects(r), 3);
+    CU_ASSERT_EQUAL(metric_value(TF_METRIC_GAUGE, "tickflow_redis_up", "test/closed"), 1.0);
+
+    /* Stopped: one retry, refused at once, then the usual backoff. */
+    tft_redis_stop(server);
+    long long start = tft_mono_ms();
+    CU_ASSERT_PTR_NULL(tf_redis_command(r, "PING"));
+    CU_ASSERT(tft_mono_ms() - start < s.connect_timeout_ms + 500);
+    CU_ASSERT_FALSE(tf_redis_is_connected(r));
+    tf_redis_destroy(r);
+    tft_redis_destroy(server);
+}
+
 static bool script_cached(int port, const char *script)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -473,6 +533,8 @@ int main(void)
         {"AUTH: ACL user, wrong password, requirepass", test_auth},
         {"outage: fail fast, backoff, heal on the same port", test_outage_and_recovery},
         {"EVALSHA falls back to EVAL on NOSCRIPT", test_eval_noscript_fallback},
+        {"a connection the server closed: the command is retried once",
+         test_closed_connection_retried_once},
         {"unreachable at start", test_unreachable_at_start},
         {"idle connections are not exported as down", test_idle_is_not_down},
         CU_TEST_INFO_NULL,

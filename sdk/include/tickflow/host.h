@@ -202,7 +202,9 @@ typedef struct tf_host {
      * The connection reconnects by itself with backoff after any error and is never reused
      * after one. Replies are hiredis `redisReply *` (include <hiredis/hiredis.h> to read
      * them), freed with redis_reply_free; NULL means Redis is unreachable (counted and logged
-     * by the host). A tf_redis is used by one thread at a time. --- */
+     * by the host). A tf_redis is used by one thread at a time. redis_command and redis_eval
+     * send a command once more on a new connection when the server had closed the connection
+     * (its `timeout`, a restart), so they suit commands that are safe to repeat. --- */
     /* NULL when no redis: section is configured. The caller owns it (redis_close). */
     tf_redis *(*redis_open)(tf_instance *self);
     void (*redis_close)(tf_redis *r);
