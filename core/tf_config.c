@@ -70,6 +70,8 @@ const tf_option_def tf_config_http_options[] = {
      "First open period of a circuit breaker (jittered); it doubles after each failed probe", 0,
      NULL},
     {"breaker_max", TF_OPT_DURATION, "60s", 0, "Longest open period of a circuit breaker", 0, NULL},
+    {"retry_after_max", TF_OPT_DURATION, "5m", 0,
+     "Longest block a Retry-After answer imposes on a host; a longer one is cut to it", 0, NULL},
     {"hosts", TF_OPT_MAP, "{api.bithumb.com: {rate: 15}, fapi.binance.com: {rate: 20}}", 0,
      "Rate limits per host (or host:port, which wins over the bare host): {rate, burst}, or just "
      "the rate. Built-in entries you do not list stay in force",
@@ -851,6 +853,7 @@ static void build_http(loader *L, tf_config *cfg)
     require_positive_ms(L, s, o, "http", "timeout", &h->timeout_ms);
     require_positive_ms(L, s, o, "http", "breaker_base", &h->breaker_base_ms);
     require_positive_ms(L, s, o, "http", "breaker_max", &h->breaker_max_ms);
+    require_positive_ms(L, s, o, "http", "retry_after_max", &h->retry_after_max_ms);
     if (h->breaker_max_ms < h->breaker_base_ms)
         problem(L, value_node(s, "breaker_max"), "http.breaker_max",
                 "expected breaker_max to be at least breaker_base (%lldms); found %lldms",

@@ -69,6 +69,7 @@ typedef struct tf_http_settings {
     int breaker_failures;       /* consecutive failures that open the breaker; default 5 */
     int64_t breaker_base_ms;    /* first open period; default 1000 */
     int64_t breaker_max_ms;     /* cap; default 60000 */
+    int64_t retry_after_max_ms; /* longest block a Retry-After can impose; default 300000 */
     tf_http_host_limit *hosts;  /* YAML http.hosts plus built-in defaults not overridden */
     size_t n_hosts;
 } tf_http_settings;

@@ -15,11 +15,11 @@
  * changes its size and stops the build here: compare the new field (or write here why a reload
  * may ignore it), then update the size. LP64 sizes (Debian amd64, arm64). */
 #if UINTPTR_MAX == 0xFFFFFFFFFFFFFFFFu
-_Static_assert(sizeof(tf_config) == 216,
+_Static_assert(sizeof(tf_config) == 224,
                "new runtime section: decide in tf_config_diff_runtime() whether it restarts "
                "pipelines");
 _Static_assert(sizeof(tf_redis_settings) == 80, "new tf_redis_settings field: see redis_same()");
-_Static_assert(sizeof(tf_http_settings) == 72, "new tf_http_settings field: see http_same()");
+_Static_assert(sizeof(tf_http_settings) == 80, "new tf_http_settings field: see http_same()");
 _Static_assert(sizeof(tf_http_host_limit) == 24,
                "new tf_http_host_limit field: see host_limit_same()");
 _Static_assert(sizeof(tf_keys_settings) == 32, "new tf_keys_settings field: see keys_same()");
@@ -55,7 +55,8 @@ static bool http_same(const tf_http_settings *a, const tf_http_settings *b)
     if (!str_same(a->user_agent, b->user_agent) || a->connect_timeout_ms != b->connect_timeout_ms ||
         a->timeout_ms != b->timeout_ms || a->max_body_bytes != b->max_body_bytes ||
         a->breaker_failures != b->breaker_failures || a->breaker_base_ms != b->breaker_base_ms ||
-        a->breaker_max_ms != b->breaker_max_ms || a->n_hosts != b->n_hosts)
+        a->breaker_max_ms != b->breaker_max_ms || a->retry_after_max_ms != b->retry_after_max_ms ||
+        a->n_hosts != b->n_hosts)
         return false;
     for (size_t i = 0; i < a->n_hosts; i++)
         if (!host_limit_same(&a->hosts[i], &b->hosts[i]))

@@ -34,6 +34,7 @@
 #define TF_HTTP_DEFAULT_BREAKER_FAILURES 5
 #define TF_HTTP_DEFAULT_BREAKER_BASE_MS  1000
 #define TF_HTTP_DEFAULT_BREAKER_MAX_MS   60000
+#define TF_HTTP_DEFAULT_RETRY_AFTER_MS   (5 * 60 * 1000)
 
 enum { TF_BREAKER_CLOSED = 0, TF_BREAKER_OPEN = 1, TF_BREAKER_HALF_OPEN = 2 };
 
@@ -229,6 +230,7 @@ static int settings_copy(tf_http_settings *out, const tf_http_settings *in)
     out->breaker_max_ms = or_default(in->breaker_max_ms, TF_HTTP_DEFAULT_BREAKER_MAX_MS);
     if (out->breaker_max_ms < out->breaker_base_ms)
         out->breaker_max_ms = out->breaker_base_ms;
+    out->retry_after_max_ms = or_default(in->retry_after_max_ms, TF_HTTP_DEFAULT_RETRY_AFTER_MS);
     if (in->n_hosts == 0)
         return TF_OK;
     out->hosts = calloc(in->n_hosts, sizeof *out->hosts);
@@ -470,14 +472,22 @@ static void host_record(tf_http *h, tf_http_host *hs, bool probe, bool failure, 
     pthread_mutex_unlock(&h->lock);
 }
 
-static void host_block(tf_http *h, tf_http_host *hs, int64_t block_ms, long status)
+/* `asked_ms` is what the host asked for, `block_ms` what is applied (at most retry_after_max). */
+static void host_block(tf_http *h, tf_http_host *hs, int64_t block_ms, int64_t asked_ms,
+                       long status)
 {
     pthread_mutex_lock(&h->lock);
     int64_t until = tf_mono_ms() + block_ms;
     if (until > hs->retry_after_until) {
         hs->retry_after_until = until;
-        TF_WARN(TF_HTTP_LOG, "%s answered HTTP %ld: no request to it for %lld ms", hs->key, status,
-                (long long)block_ms);
+        if (asked_ms > block_ms)
+            TF_WARN(TF_HTTP_LOG,
+                    "%s answered HTTP %ld with Retry-After %lld s: no request to it for %lld ms "
+                    "(http.retry_after_max)",
+                    hs->key, status, (long long)(asked_ms / 1000), (long long)block_ms);
+        else
+            TF_WARN(TF_HTTP_LOG, "%s answered HTTP %ld: no request to it for %lld ms", hs->key,
+                    status, (long long)block_ms);
     }
     pthread_mutex_unlock(&h->lock);
 }
@@ -505,7 +515,9 @@ static int64_t parse_retry_after(const char *v)
 }
 
 /* 429/418 (Binance escalates ignored 429s into 418 bans) and 503 may carry Retry-After;
- * a 429/418 without one still backs off for breaker_base_ms. */
+ * a 429/418 without one still backs off for breaker_base_ms. The block is capped at
+ * retry_after_max: a hostile or broken answer (Retry-After: 315360000) must not silence a
+ * venue until restart. */
 static void apply_retry_after(tf_http *h, tf_http_host *hs, const tf_http_response *r)
 {
     long s = r->status;
@@ -514,8 +526,9 @@ static void apply_retry_after(tf_http *h, tf_http_host *hs, const tf_http_respon
     int64_t block = parse_retry_after(tf_http_response_header(r, "retry-after"));
     if (block < 0 && s != 503)
         block = h->cfg.breaker_base_ms;
-    if (block > 0)
-        host_block(h, hs, block, s);
+    int64_t capped = block > h->cfg.retry_after_max_ms ? h->cfg.retry_after_max_ms : block;
+    if (capped > 0)
+        host_block(h, hs, capped, block, s);
 }
 
 /* ---- token bucket ---- */

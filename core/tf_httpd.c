@@ -1,7 +1,8 @@
 /*
  * The runtime's HTTP listener: binds exactly the configured address itself (so errors name
  * the address and errno), hands the socket to libmicrohttpd, and serves /metrics, /healthz
- * and /readyz with per-route request metrics.
+ * and /readyz with per-route request metrics. A connection guard (lib/hguard) keeps slow
+ * clients from holding its connections.
  */
 #include "tf_httpd.h"
 
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hguard.h"
 #include "tf_log.h"
 #include "tf_metrics.h"
 
@@ -33,11 +35,15 @@
  * closed by its client) and dropped without refusing the scraper's next connection; attempts
  * past it are not completed by the kernel and fail at their client, as the scraper already
  * decided. Direct connections never queue long: the listener thread accepts at once. */
-#define HTTPD_TIMEOUT_S        10
-#define HTTPD_MAX_CONNECTIONS  64
-#define HTTPD_MAX_PER_IP       16
-#define HTTPD_LISTEN_BACKLOG   4
-#define HTTPD_HEALTH_DETAIL_SZ 4096
+#define HTTPD_TIMEOUT_S 10
+/* A request's line, headers and body must arrive within this of the connection's open (or of
+ * the previous response): the idle timeout alone is reset by every byte a slow client
+ * trickles (hguard.h). */
+#define HTTPD_REQUEST_TIMEOUT_S 10
+#define HTTPD_MAX_CONNECTIONS   64
+#define HTTPD_MAX_PER_IP        16
+#define HTTPD_LISTEN_BACKLOG    4
+#define HTTPD_HEALTH_DETAIL_SZ  4096
 /* libmicrohttpd logs one line per refused connection: a flood of them is summarised. */
 #define HTTPD_LOG_WINDOW_MS 10000
 
@@ -54,6 +60,8 @@ struct tf_httpd {
     void *health_arg; /* lent by the caller */
     tf_metric *requests;
     tf_metric *duration;
+    tf_metric *closed; /* connections the guard closed, by reason */
+    hguard *guard;
 
     /* libmicrohttpd's messages, under log_lock: the last one logged and when, and how many
      * repeats of it were held back since. */
@@ -340,6 +348,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_data_size = 0;
         return MHD_YES;
     }
+    hguard_request_received(conn);
     const tf_httpd *h = cls;
     double t0 = mono_seconds();
     const char *route = known_route(url);
@@ -349,6 +358,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     enum MHD_Result rc = queue_reply(conn, &r);
     count_request(h, route, status, t0);
     return rc;
+}
+
+/* The request ended (answered, or its connection closed): the next one gets a new deadline. */
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    TF_UNUSED(cls);
+    TF_UNUSED(con_cls);
+    TF_UNUSED(toe);
+    hguard_request_done(conn);
+}
+
+static void count_closed(void *arg, hguard_reason reason)
+{
+    const tf_httpd *h = arg;
+    const char *label = reason == HGUARD_TIMEOUT ? "request_timeout" : "evicted";
+    tf_metric_add(h->closed, (const char *[]){label}, 1);
 }
 
 /* libmicrohttpd's own diagnostics (bad requests, accept failures, refused connections) go to
@@ -402,7 +428,13 @@ static int register_metrics(tf_httpd *h)
                                       "Time the metrics listener spent producing a response, by "
                                       "route",
                                       dur_labels, NULL, 0);
-    return h->requests && h->duration ? 0 : -1;
+    static const char *const closed_labels[] = {"reason", NULL};
+    h->closed = tf_metrics_register(
+        TF_METRIC_COUNTER, "tickflow_metrics_listener_connections_closed_total",
+        "Connections the metrics listener closed before their request arrived: request_timeout "
+        "(not received in time) or evicted (the oldest waiting one, to make room near the cap)",
+        closed_labels, NULL, 0);
+    return h->requests && h->duration && h->closed ? 0 : -1;
 }
 
 static struct MHD_Daemon *start_daemon(tf_httpd *h, int fd, int family)
@@ -415,7 +447,9 @@ static struct MHD_Daemon *start_daemon(tf_httpd *h, int fd, int family)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPD_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_CONNECTIONS,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_PER_IP,
-                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_CONNECTION, hguard_notify_connection, h->guard,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_STRICT_FOR_CLIENT,
+                            (int)1, MHD_OPTION_END);
 }
 
 tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *health_arg, char *err,
@@ -438,6 +472,13 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
         snprintf(err, errsz, "listen address is empty; expected host:port (e.g. 127.0.0.1:9464)");
         goto fail;
     }
+    hguard_config gc = {.max_connections = HTTPD_MAX_CONNECTIONS,
+                        .request_timeout_ms = HTTPD_REQUEST_TIMEOUT_S * 1000,
+                        .on_close = count_closed,
+                        .on_close_arg = h};
+    h->guard = hguard_create(&gc, err, errsz);
+    if (!h->guard)
+        goto fail;
     int family = AF_INET;
     fd = open_listener(listen, &family, err, errsz);
     if (fd < 0)
@@ -453,6 +494,7 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
 fail:
     if (fd >= 0)
         close(fd);
+    hguard_destroy(h->guard);
     pthread_mutex_destroy(&h->log_lock);
     free(h);
     return NULL;
@@ -468,6 +510,7 @@ void tf_httpd_stop(tf_httpd *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
+    hguard_destroy(h->guard); /* after the daemon: it reported every connection closed */
     pthread_mutex_destroy(&h->log_lock);
     free(h);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api_text.h"
+#include "hguard.h"
 
 /* Per-connection memory beyond the header block: response headers and the write buffer. */
 #define SRV_MEMORY_RESERVE (4 * 1024)
@@ -80,6 +81,7 @@ struct api_server {
     api_sse *sse;       /* borrowed */
     api_redis *redis;   /* borrowed */
     struct MHD_Daemon *daemon;
+    hguard *guard; /* owned; outlives the daemon */
     int port;
     /* {route, code} and {route}; NULL until api_server_register_metrics, and after it when the
      * names are taken with other labels. Read by the request threads. */
@@ -1155,17 +1157,26 @@ static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-/* libmicrohttpd refuses (431) a header block that does not fit the connection's memory, which
- * is sized with room for the response; the exact limit is checked here. The size is that of
- * the parsed request line (path and arguments) and headers, within a few bytes of the wire. */
+/* libmicrohttpd refuses (414 or 431) a request line or header block that does not fit the
+ * connection's memory, which is sized with room for the response; the exact limit is checked
+ * here. The size is that of the parsed request line (path and arguments) and headers, within a
+ * few bytes of the wire. A request line over the limit by itself is 414, as libmicrohttpd
+ * answers one that does not fit. */
 static bool headers_too_large(const api_server *s, struct MHD_Connection *conn, const char *url,
                               const char *method, reply *r)
 {
-    size_t size = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    size_t line = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &line);
+    size_t size = line;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &size);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &size);
     if (size <= s->cfg.max_header_bytes)
         return false;
+    if (line > s->cfg.max_header_bytes) {
+        reply_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                    "request line: expected at most %zu bytes (max_header_bytes), found about %zu",
+                    s->cfg.max_header_bytes, line);
+        return true;
+    }
     reply_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
                 "request line and headers: expected at most %zu bytes (max_header_bytes), found "
                 "about %zu",
@@ -1220,6 +1231,53 @@ static bool unauthorized(api_server *s, struct MHD_Connection *conn, route rt, b
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"tickflow\"");
     return true;
+}
+
+/* The Content-Length headers of a request: how many, and whether their values differ. */
+typedef struct length_headers {
+    unsigned count;
+    const char *first;
+    bool differ;
+    bool transfer_encoding; /* a Transfer-Encoding header too */
+} length_headers;
+
+static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    length_headers *lh = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        lh->transfer_encoding = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (lh->count++ == 0)
+        lh->first = value ? value : "";
+    else if (strcmp(lh->first, value ? value : "") != 0)
+        lh->differ = true;
+    return MHD_YES;
+}
+
+/* Where the body ends must be certain (RFC 9112 6.3): differing Content-Length headers, or one
+ * with Transfer-Encoding, let a proxy and this server split the stream differently (request
+ * smuggling), and libmicrohttpd 0.9.75 silently takes the first value, even in strict mode.
+ * Such a request is refused on the first call, which closes the connection (nothing after it
+ * can be framed). Identical repeats are allowed (RFC 9110 8.6). */
+static bool framing_ambiguous(struct MHD_Connection *conn, reply *r)
+{
+    length_headers lh = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_length, &lh);
+    if (lh.differ) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                    "header Content-Length: expected one value, found %u headers that differ",
+                    lh.count);
+        return true;
+    }
+    if (lh.count > 0 && lh.transfer_encoding) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_parameter",
+                    "header Content-Length: expected it or Transfer-Encoding, found both");
+        return true;
+    }
+    return false;
 }
 
 /* Answers everything that needs no body; false when the request is a POST whose body must be
@@ -1328,6 +1386,7 @@ static enum MHD_Result queue(api_server *s, struct MHD_Connection *conn, const a
         count_request(s, q->route, MHD_HTTP_INTERNAL_SERVER_ERROR, q->t0_ms);
         return MHD_NO; /* out of memory: close the connection */
     }
+    hguard_request_received(conn);
     enum MHD_Result rc = MHD_queue_response(conn, r->status, r->resp);
     if (!r->borrowed)
         MHD_destroy_response(r->resp);
@@ -1366,6 +1425,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *con_cls = q;
         q->t0_ms = s->host->monotonic_ms();
         q->route = match_route(q, url);
+        if (framing_ambiguous(conn, &r))
+            return queue(s, conn, q, &r);
         /* libmicrohttpd 0.9.75 closes the connection after a response queued on the first
          * call, so GETs are answered on the second: that keeps connections alive. A POST is
          * checked now, before its body is read. */
@@ -1406,14 +1467,23 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
+    hguard_request_done(conn); /* a kept-alive connection's next request gets a new deadline */
     api_req *q = *con_cls;
     if (q) {
         free(q->body);
         free(q);
     }
     *con_cls = NULL;
+}
+
+static void count_closed(void *arg, hguard_reason reason)
+{
+    const api_server *s = arg;
+    if (!s->cfg.conn_closed)
+        return;
+    const char *label = reason == HGUARD_TIMEOUT ? "request_timeout" : "evicted";
+    s->host->metric_add(s->cfg.conn_closed, s->self, (const char *[]){label}, 1);
 }
 
 /* libmicrohttpd's own diagnostics (malformed requests, refused connections) go to our log, at
@@ -1577,6 +1647,7 @@ static struct MHD_Daemon *start_daemon(api_server *s, int fd, int family)
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->per_ip_limit, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)memory, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hguard_notify_connection, s->guard},
         {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)c->tls_cert},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)c->tls_key},
@@ -1645,6 +1716,13 @@ api_server *api_server_start(const tf_host *host, tf_instance *self, const api_s
                  "found one without it; serve plain HTTP behind a TLS proxy instead");
         goto fail;
     }
+    hguard_config gc = {.max_connections = cfg->max_connections,
+                        .request_timeout_ms = cfg->request_timeout_ms,
+                        .on_close = count_closed,
+                        .on_close_arg = s};
+    s->guard = hguard_create(&gc, err, errsz);
+    if (!s->guard)
+        goto fail;
     int family = AF_INET;
     fd = open_listener(cfg->listen, &family, err, errsz);
     if (fd < 0)
@@ -1682,6 +1760,7 @@ void api_server_stop(api_server *s)
         api_sse_shutdown(s->sse);
         MHD_stop_daemon(s->daemon);
     }
+    hguard_destroy(s->guard); /* after the daemon: it reported every connection closed */
     free(s->prefix);
     free(s->port_file);
     free(s);

@@ -1,7 +1,8 @@
 /*
  * The http_api sink's HTTP server: binds the configured address itself (errors name it),
  * runs libmicrohttpd (internal epoll threads, thread pool, suspend/resume for SSE) with bounded
- * connections, timeouts, memory and request bodies, routes /v1/... , /healthz and /readyz, and
+ * connections, timeouts, memory and request bodies, a request deadline and room kept for new
+ * clients (lib/hguard), routes /v1/... , /healthz and /readyz, and
  * counts every request by route template and status.
  */
 #ifndef API_SERVER_H
@@ -24,6 +25,7 @@ typedef struct api_server_config {
     const char *port_file; /* NULL or a path that receives the bound port */
     unsigned threads;
     unsigned connection_timeout_s;
+    int64_t request_timeout_ms; /* line, headers and body must arrive within it (hguard.h) */
     unsigned per_ip_limit;
     unsigned max_connections;
     size_t max_body;
@@ -34,6 +36,7 @@ typedef struct api_server_config {
     bool read_auth;            /* reads need a token too */
     api_ratelimit *rate_limit; /* NULL: off (borrowed) */
     tf_metric *rate_limited;   /* tickflow_api_rate_limited_total, may be NULL */
+    tf_metric *conn_closed;    /* tickflow_api_connections_closed_total{reason}, may be NULL */
     const char *const *cors;   /* allowed Origins (borrowed), n_cors of them */
     size_t n_cors;
     size_t max_header_bytes;        /* sizes the per-connection memory */

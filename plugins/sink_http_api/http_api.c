@@ -56,6 +56,11 @@ static const tf_option_def options[] = {
      "A connection idle this long (a request not completed, a response not read) is closed; "
      "whole seconds, 1s-1h",
      0, NULL},
+    {"request_timeout", TF_OPT_DURATION, "10s", 0,
+     "A request's line, headers and body must arrive within this of the connection's open (or "
+     "of the previous response on a kept-alive one), however steadily they trickle; later, the "
+     "connection is closed. 1s-1h",
+     0, NULL},
     {"per_ip_limit", TF_OPT_INT, "128", 0,
      "Most connections from one IP address at a time (a reverse proxy counts as one address)", 0,
      NULL},
@@ -133,7 +138,7 @@ static bool duration_in(const http_api *a, const tf_options *o, const char *name
 #define HOUR_MS (3600 * 1000)
 
 typedef struct settings {
-    int64_t threads, timeout_ms, per_ip, max_conn, max_body, stale_ms;
+    int64_t threads, timeout_ms, request_timeout_ms, per_ip, max_conn, max_body, stale_ms;
     int64_t keepalive_ms, retry_ms, queue, replay, max_clients;
     int64_t rate, burst, max_header;
 } settings;
@@ -142,6 +147,7 @@ static bool read_settings(const http_api *a, const tf_options *o, settings *st)
 {
     return int_in(a, o, "threads", 1, 64, &st->threads) &&
            duration_in(a, o, "connection_timeout", 1000, HOUR_MS, &st->timeout_ms) &&
+           duration_in(a, o, "request_timeout", 1000, HOUR_MS, &st->request_timeout_ms) &&
            int_in(a, o, "per_ip_limit", 1, 65536, &st->per_ip) &&
            int_in(a, o, "max_connections", 1, 65536, &st->max_conn) &&
            int_in(a, o, "max_body", 0, 16 * 1024 * 1024, &st->max_body) &&
@@ -251,6 +257,7 @@ static int start(http_api *a, const tf_options *o, const settings *st)
 {
     const tf_host *h = a->host;
     static const char *const no_labels[] = {NULL};
+    static const char *const reason_labels[] = {"reason", NULL};
     api_sse_config sc = {
         .max_clients = (size_t)st->max_clients,
         .queue = (size_t)st->queue,
@@ -275,6 +282,7 @@ static int start(http_api *a, const tf_options *o, const settings *st)
         .threads = (unsigned)st->threads,
         /* libmicrohttpd counts whole seconds: round up so 1500ms never means 1s. */
         .connection_timeout_s = (unsigned)((st->timeout_ms + 999) / 1000),
+        .request_timeout_ms = st->request_timeout_ms,
         .per_ip_limit = (unsigned)st->per_ip,
         .max_connections = (unsigned)st->max_conn,
         .max_body = (size_t)st->max_body,
@@ -288,6 +296,11 @@ static int start(http_api *a, const tf_options *o, const settings *st)
             a->self, TF_METRIC_COUNTER, "tickflow_api_rate_limited_total",
             "Requests refused with 429 because their client IP passed rate_limit", no_labels, NULL,
             0),
+        .conn_closed = h->metric_register(
+            a->self, TF_METRIC_COUNTER, "tickflow_api_connections_closed_total",
+            "Connections closed before their request arrived: request_timeout (not received in "
+            "time) or evicted (the oldest waiting one, to make room near max_connections)",
+            reason_labels, NULL, 0),
         .cors = (const char *const *)a->cors,
         .n_cors = a->n_cors,
         .max_header_bytes = (size_t)st->max_header,

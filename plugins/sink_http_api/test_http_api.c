@@ -713,6 +713,34 @@ static void test_stalled_client_is_disconnected(void)
     close(fd);
 }
 
+/* A client trickling its headers, a byte every 300 ms, keeps resetting the idle timeout (10 s
+ * here): request_timeout (1 s) closes it anyway, counted from the connection's open. */
+static void test_trickling_client_is_disconnected(void)
+{
+    int port = 0;
+    tfh *h = open_api("trickle", "connection_timeout: 10s, request_timeout: 1s", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fd = connect_port(port);
+    CU_ASSERT_FATAL(fd >= 0);
+    long long t0 = tft_mono_ms();
+    CU_ASSERT(send_all(fd, "GET /v1/premium HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+    ssize_t n = -1;
+    while (n != 0 && tft_mono_ms() - t0 < 6000) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char buf[256];
+        if (poll(&p, 1, 300) == 1)
+            n = recv(fd, buf, sizeof buf, 0);
+        else if (send(fd, "a", 1, MSG_NOSIGNAL) != 1)
+            break;
+    }
+    long long took = tft_mono_ms() - t0;
+    CU_ASSERT_EQUAL(n, 0); /* EOF: closed without an answer */
+    CU_ASSERT(took >= 900);
+    CU_ASSERT(took <= 1000 + SLACK_MS);
+    close(fd);
+    tfh_close(h);
+}
+
 /* XADDs a premium of `symbol` with the given stream id to the bithumb/binance history. */
 static void xadd(const char *symbol, const char *id, double pct, int64_t ts)
 {
@@ -1480,6 +1508,71 @@ static void test_header_too_large(void)
     tfh_close(h);
 }
 
+/* The code of a raw answer's JSON error body, or "" when the body is not one. */
+static void raw_error_code(const tft_raw_response *r, char *out, size_t size)
+{
+    json_t *j = r->body ? json_loads(r->body, 0, NULL) : NULL;
+    const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    snprintf(out, size, "%s", code ? code : "");
+    json_decref(j);
+}
+
+/* Two Content-Length headers that differ (or one with Transfer-Encoding) leave the body's end
+ * ambiguous: 400 with the JSON error, and the connection closed; libmicrohttpd alone took the
+ * first value. Identical repeats are allowed. */
+static void test_ambiguous_content_length(void)
+{
+    tft_raw_response r;
+    char code[64];
+    const char *const ambiguous[] = {
+        "Content-Length: 5\r\nContent-Length: 7\r\n",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+    };
+    const char *const methods[] = {"POST", "GET"};
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t m = 0; m < 2; m++) {
+            CU_ASSERT_TRUE_FATAL(
+                tft_raw_request(g_port, methods[m], "/v1/positions", ambiguous[i], 3000, &r));
+            raw_error_code(&r, code, sizeof code);
+            CU_ASSERT_EQUAL(r.status, 400);
+            CU_ASSERT_STRING_EQUAL(code, "bad_parameter");
+            CU_ASSERT_PTR_NOT_NULL(r.body ? strstr(r.body, "Content-Length") : NULL);
+            CU_ASSERT_TRUE(r.ended);
+            tft_raw_free(&r);
+        }
+    }
+    CU_ASSERT_TRUE_FATAL(tft_raw_request(g_port, "GET", "/healthz",
+                                         "Content-Length: 0\r\nContent-Length: 0\r\n", 3000, &r));
+    CU_ASSERT_EQUAL(r.status, 200);
+    tft_raw_free(&r);
+}
+
+/* A request line over max_header_bytes is 414 with the JSON error body, like every other
+ * error, as far as the connection's memory (2 x max_header_bytes + 4 KiB) holds it. */
+static void test_uri_too_long(void)
+{
+    int port = 0;
+    tfh *h = open_api("uri", "max_header_bytes: 8192", &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    static char path[20000];
+    const size_t lengths[] = {8300, 12000, 18000};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        int n = snprintf(path, sizeof path, "/v1/premium?symbol=");
+        memset(path + n, 'A', lengths[i] - (size_t)n);
+        path[lengths[i]] = '\0';
+        tft_raw_response r;
+        char code[64];
+        CU_ASSERT_TRUE_FATAL(tft_raw_request(port, "GET", path, NULL, 3000, &r));
+        raw_error_code(&r, code, sizeof code);
+        CU_ASSERT_EQUAL(r.status, 414);
+        CU_ASSERT_STRING_EQUAL(code, "uri_too_long");
+        if (r.status != 414 || strcmp(code, "uri_too_long") != 0)
+            fprintf(stderr, "%zu-byte path: %d %s\n", lengths[i], r.status, code);
+        tft_raw_free(&r);
+    }
+    tfh_close(h);
+}
+
 #define ORIGIN "https://app.example.com"
 
 static void test_cors(void)
@@ -1604,6 +1697,8 @@ int main(void)
         {"staleness at request time", test_staleness_at_request_time},
         {"a suspect premium is never fresh", test_suspect_never_fresh},
         {"readyz", test_readyz},
+        {"trickling client disconnected after request_timeout",
+         test_trickling_client_is_disconnected},
         {"stalled client disconnected after connection_timeout",
          test_stalled_client_is_disconnected},
         {"history from streams", test_history},
@@ -1623,6 +1718,8 @@ int main(void)
         {"hashed tokens in the config and token_file", test_token_config},
         {"per-IP rate limit 429 + Retry-After, recovery", test_rate_limit},
         {"header block over max_header_bytes refused", test_header_too_large},
+        {"differing Content-Length headers refused", test_ambiguous_content_length},
+        {"request line over max_header_bytes: JSON 414", test_uri_too_long},
         {"CORS allowed, unlisted, preflight", test_cors},
         {"TLS round trip", test_tls},
         CU_TEST_INFO_NULL,

@@ -10,8 +10,8 @@
  * unknown body property, no token on a write) must be refused by it, and is then sent through a
  * lenient Prism, whose sl-violations header must name the request and never the response. From
  * each operation's first request, the test derives its unknown-parameter 400, missing-token
- * 401, other-method 405, rate-limit 429, header-size 431 and If-None-Match 304. Every GET is
- * also sent as HEAD, straight to the server, and must mirror the GET (RFC 9110).
+ * 401, other-method 405, rate-limit 429, URI-length 414, header-size 431 and If-None-Match 304.
+ * Every GET is also sent as HEAD, straight to the server, and must mirror the GET (RFC 9110).
  *
  * Then: every operation of the spec has requests here, every status it documents was provoked
  * (500 `internal` aside: out of memory), and every error code and status the server's source
@@ -45,6 +45,8 @@
 #define LIMITED_BODY     48   /* the limited listener's max_body: 413 with bodies the spec allows */
 #define REPEAT_MS        10000
 #define MAX_PROVOKED     512
+/* A request target: room for the 414 requests, whose query alone is over MAX_HEADER_BYTES. */
+#define TARGET_MAX (MAX_HEADER_BYTES + 2048)
 
 /* ---- the table ---- */
 
@@ -364,7 +366,7 @@ static void expand(const char *text, char *out, size_t size)
 static bool send_call(const call *c, int port, const char *extra, answer *a)
 {
     memset(a, 0, sizeof *a);
-    char path[1024], header[6000], url[1200];
+    char path[TARGET_MAX], header[6000], url[TARGET_MAX + 64];
     expand(c->path, path, sizeof path);
     expand(c->header, header, sizeof header);
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
@@ -412,7 +414,7 @@ static void answer_free(answer *a)
 static bool send_direct(const call *c, answer *a)
 {
     memset(a, 0, sizeof *a);
-    char path[1024];
+    char path[TARGET_MAX];
     expand(c->path, path, sizeof path);
     char lines[256] = "";
     if (auth_header(c->auth))
@@ -566,7 +568,7 @@ static bool unrouted(const call *c, answer *a)
 /* HEAD, straight to the server, mirrors the GET just checked. */
 static bool head_mirrors_get(const call *c, const char *extra)
 {
-    char path[1024], header[6000], lines[6400] = "";
+    char path[TARGET_MAX], header[6000], lines[6400] = "";
     expand(c->path, path, sizeof path);
     expand(c->header, header, sizeof header);
     const char *authz = auth_header(c->auth);
@@ -742,6 +744,14 @@ static void test_derived(void)
             big.status = 431;
             big.code = "header_too_large";
             CU_ASSERT(run_call(&big, padding));
+            char long_path[sizeof path + sizeof padding];
+            snprintf(long_path, sizeof long_path, "%s%szz=%s", ex->path,
+                     strchr(ex->path, '?') ? "&" : "?", padding + strlen("X-Padding: "));
+            call long_uri = c;
+            long_uri.path = long_path;
+            long_uri.status = 414;
+            long_uri.code = "uri_too_long";
+            CU_ASSERT(run_call(&long_uri, NULL));
             /* With the unknown parameter, a request the bucket lets through is a 400 with no
              * effect (no stream, no write); the next one is refused. */
             call limited = bad_param;
@@ -835,6 +845,7 @@ static const status_name statuses[] = {
     {"MHD_HTTP_CONTENT_TOO_LARGE", "413"},
     {"MHD_HTTP_UNSUPPORTED_MEDIA_TYPE", "415"},
     {"MHD_HTTP_TOO_MANY_REQUESTS", "429"},
+    {"MHD_HTTP_URI_TOO_LONG", "414"},
     {"MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE", "431"},
     {"MHD_HTTP_INTERNAL_SERVER_ERROR", "500"},
     {"MHD_HTTP_SERVICE_UNAVAILABLE", "503"},
@@ -1224,7 +1235,8 @@ int main(void)
 {
     CU_TestInfo tests[] = {
         {"every request of the table through Prism; HEAD mirrors GET", test_table},
-        {"per operation: 400, 401, 405, 429, 431 and 304 from its first request", test_derived},
+        {"per operation: 400, 401, 405, 414, 429, 431 and 304 from its first request",
+         test_derived},
         {"Redis down: 503s through Prism", test_redis_down},
         {"every operation has requests; every documented status was provoked", test_coverage},
         {"every code and status the server can send is in the spec", test_source_codes_in_spec},

@@ -181,6 +181,7 @@ static void test_directory_of_two_files(void)
     CU_ASSERT_EQUAL(cfg->http.breaker_failures, 5);
     CU_ASSERT_EQUAL(cfg->http.breaker_base_ms, 1000);
     CU_ASSERT_EQUAL(cfg->http.breaker_max_ms, 60000);
+    CU_ASSERT_EQUAL(cfg->http.retry_after_max_ms, 300000);
     /* Written hosts override the built-in entry of the same name; others stay. */
     CU_ASSERT_EQUAL(cfg->http.n_hosts, 3);
     const tf_http_host_limit *bithumb = find_host(cfg, "api.bithumb.com");

@@ -571,6 +571,29 @@ static void test_retry_after_http_date(void)
     tf_http_destroy(h);
 }
 
+/* A Retry-After of ten years (seen from a broken or hostile venue) blocks the host for
+ * retry_after_max only, not until restart. */
+static void test_retry_after_capped(void)
+{
+    tf_http_settings s = base_settings();
+    s.retry_after_max_ms = 1000;
+    tf_http *h = tf_http_create(&s);
+    tf_http_client *c = tf_http_client_create(h, "p", "retrycap", NULL);
+    long status = 0;
+    CU_ASSERT_EQUAL(get(c, "/retry-after/315360000", 0, &status, NULL), TF_OK);
+    long long blocked_at = tft_mono_ms();
+    CU_ASSERT_EQUAL(status, 429);
+    CU_ASSERT_EQUAL(get(c, "/ok", 0, NULL, NULL), TF_ERATELIMIT);
+    poll_ctx p = {.c = c, .path = "/ok"};
+    CU_ASSERT_TRUE(tft_wait_until(block_lifted, &p, 3000));
+    long long lifted = tft_mono_ms() - blocked_at;
+    CU_ASSERT_EQUAL(p.rc, TF_OK);
+    CU_ASSERT_EQUAL(p.status, 200);
+    CU_ASSERT(lifted >= 950);
+    tf_http_client_destroy(c);
+    tf_http_destroy(h);
+}
+
 static void test_429_without_retry_after(void)
 {
     tf_http_settings s = base_settings();
@@ -795,6 +818,7 @@ int main(void)
         {"stop interrupts a rate-limit wait", test_rate_wait_stopped},
         {"Retry-After seconds blocks the host", test_retry_after_seconds},
         {"Retry-After HTTP-date blocks the host", test_retry_after_http_date},
+        {"Retry-After is capped at retry_after_max", test_retry_after_capped},
         {"429 without Retry-After backs off", test_429_without_retry_after},
         {"breaker opens, probe closes it", test_breaker_opens_and_probe_closes},
         {"failed probe reopens the breaker", test_breaker_probe_failure_reopens},
