@@ -1,7 +1,7 @@
 /*
  * The runtime's HTTP listener: binds exactly the configured address itself (so errors name
  * the address and errno), hands the socket to libmicrohttpd, and serves /metrics, /healthz
- * and /readyz with per-route request metrics. A connection guard (lib/hguard) keeps slow
+ * and /readyz with per-route request metrics. A connection guard (tickflow/httpguard.h) keeps slow
  * clients from holding its connections.
  */
 #include "tf_httpd.h"
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hguard.h"
+#include <tickflow/httpguard.h>
 #include "tf_log.h"
 #include "tf_metrics.h"
 
@@ -38,7 +38,7 @@
 #define HTTPD_TIMEOUT_S 10
 /* A request's line, headers and body must arrive within this of the connection's open (or of
  * the previous response): the idle timeout alone is reset by every byte a slow client
- * trickles (hguard.h). */
+ * trickles (tickflow/httpguard.h). */
 #define HTTPD_REQUEST_TIMEOUT_S 10
 #define HTTPD_MAX_CONNECTIONS   64
 #define HTTPD_MAX_PER_IP        16
@@ -61,7 +61,7 @@ struct tf_httpd {
     tf_metric *requests;
     tf_metric *duration;
     tf_metric *closed; /* connections the guard closed, by reason */
-    hguard *guard;
+    tf_httpguard *guard;
 
     /* libmicrohttpd's messages, under log_lock: the last one logged and when, and how many
      * repeats of it were held back since. */
@@ -348,7 +348,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_data_size = 0;
         return MHD_YES;
     }
-    hguard_request_received(conn);
+    tf_httpguard_request_received(conn);
     const tf_httpd *h = cls;
     double t0 = mono_seconds();
     const char *route = known_route(url);
@@ -367,13 +367,13 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     TF_UNUSED(cls);
     TF_UNUSED(con_cls);
     TF_UNUSED(toe);
-    hguard_request_done(conn);
+    tf_httpguard_request_done(conn);
 }
 
-static void count_closed(void *arg, hguard_reason reason)
+static void count_closed(void *arg, tf_httpguard_reason reason)
 {
     const tf_httpd *h = arg;
-    const char *label = reason == HGUARD_TIMEOUT ? "request_timeout" : "evicted";
+    const char *label = reason == TF_HTTPGUARD_TIMEOUT ? "request_timeout" : "evicted";
     tf_metric_add(h->closed, (const char *[]){label}, 1);
 }
 
@@ -447,7 +447,7 @@ static struct MHD_Daemon *start_daemon(tf_httpd *h, int fd, int family)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPD_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_CONNECTIONS,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTPD_MAX_PER_IP,
-                            MHD_OPTION_NOTIFY_CONNECTION, hguard_notify_connection, h->guard,
+                            MHD_OPTION_NOTIFY_CONNECTION, tf_httpguard_notify_connection, h->guard,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_STRICT_FOR_CLIENT,
                             (int)1, MHD_OPTION_END);
 }
@@ -472,11 +472,11 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
         snprintf(err, errsz, "listen address is empty; expected host:port (e.g. 127.0.0.1:9464)");
         goto fail;
     }
-    hguard_config gc = {.max_connections = HTTPD_MAX_CONNECTIONS,
-                        .request_timeout_ms = HTTPD_REQUEST_TIMEOUT_S * 1000,
-                        .on_close = count_closed,
-                        .on_close_arg = h};
-    h->guard = hguard_create(&gc, err, errsz);
+    tf_httpguard_config gc = {.max_connections = HTTPD_MAX_CONNECTIONS,
+                              .request_timeout_ms = HTTPD_REQUEST_TIMEOUT_S * 1000,
+                              .on_close = count_closed,
+                              .on_close_arg = h};
+    h->guard = tf_httpguard_create(&gc, err, errsz);
     if (!h->guard)
         goto fail;
     int family = AF_INET;
@@ -494,7 +494,7 @@ tf_httpd *tf_httpd_start(const char *listen, tf_httpd_health_fn health, void *he
 fail:
     if (fd >= 0)
         close(fd);
-    hguard_destroy(h->guard);
+    tf_httpguard_destroy(h->guard);
     pthread_mutex_destroy(&h->log_lock);
     free(h);
     return NULL;
@@ -510,7 +510,7 @@ void tf_httpd_stop(tf_httpd *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
-    hguard_destroy(h->guard); /* after the daemon: it reported every connection closed */
+    tf_httpguard_destroy(h->guard); /* after the daemon: it reported every connection closed */
     pthread_mutex_destroy(&h->log_lock);
     free(h);
 }

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "api_text.h"
-#include "hguard.h"
+#include <tickflow/httpguard.h>
 
 /* Per-connection memory beyond the header block: response headers and the write buffer. */
 #define SRV_MEMORY_RESERVE (4 * 1024)
@@ -81,7 +81,7 @@ struct api_server {
     api_sse *sse;       /* borrowed */
     api_redis *redis;   /* borrowed */
     struct MHD_Daemon *daemon;
-    hguard *guard; /* owned; outlives the daemon */
+    tf_httpguard *guard; /* owned; outlives the daemon */
     int port;
     /* {route, code} and {route}; NULL until api_server_register_metrics, and after it when the
      * names are taken with other labels. Read by the request threads. */
@@ -1348,7 +1348,7 @@ static void count_request(api_server *s, route rt, unsigned status, int64_t t0_m
 
 /* A shared, pre-rendered response cannot take per-request headers (other threads send it):
  * a cross-origin request gets a private copy. */
-static void unshare(reply *r)
+static void reply_make_own(reply *r)
 {
     const api_static *st = r->static_src;
     struct MHD_Response *copy =
@@ -1371,7 +1371,7 @@ static void add_cors(api_server *s, struct MHD_Connection *conn, reply *r)
     if (!origin || !r->resp)
         return;
     if (r->borrowed)
-        unshare(r);
+        reply_make_own(r);
     if (!r->resp)
         return;
     MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", origin);
@@ -1386,7 +1386,7 @@ static enum MHD_Result queue(api_server *s, struct MHD_Connection *conn, const a
         count_request(s, q->route, MHD_HTTP_INTERNAL_SERVER_ERROR, q->t0_ms);
         return MHD_NO; /* out of memory: close the connection */
     }
-    hguard_request_received(conn);
+    tf_httpguard_request_received(conn);
     enum MHD_Result rc = MHD_queue_response(conn, r->status, r->resp);
     if (!r->borrowed)
         MHD_destroy_response(r->resp);
@@ -1468,7 +1468,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     (void)toe;
-    hguard_request_done(conn); /* a kept-alive connection's next request gets a new deadline */
+    tf_httpguard_request_done(
+        conn); /* a kept-alive connection's next request gets a new deadline */
     api_req *q = *con_cls;
     if (q) {
         free(q->body);
@@ -1477,12 +1478,12 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void count_closed(void *arg, hguard_reason reason)
+static void count_closed(void *arg, tf_httpguard_reason reason)
 {
     const api_server *s = arg;
     if (!s->cfg.conn_closed)
         return;
-    const char *label = reason == HGUARD_TIMEOUT ? "request_timeout" : "evicted";
+    const char *label = reason == TF_HTTPGUARD_TIMEOUT ? "request_timeout" : "evicted";
     s->host->metric_add(s->cfg.conn_closed, s->self, (const char *[]){label}, 1);
 }
 
@@ -1647,7 +1648,7 @@ static struct MHD_Daemon *start_daemon(api_server *s, int fd, int family)
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->per_ip_limit, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)memory, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)hguard_notify_connection, s->guard},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)tf_httpguard_notify_connection, s->guard},
         {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)c->tls_cert},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)c->tls_key},
@@ -1716,11 +1717,11 @@ api_server *api_server_start(const tf_host *host, tf_instance *self, const api_s
                  "found one without it; serve plain HTTP behind a TLS proxy instead");
         goto fail;
     }
-    hguard_config gc = {.max_connections = cfg->max_connections,
-                        .request_timeout_ms = cfg->request_timeout_ms,
-                        .on_close = count_closed,
-                        .on_close_arg = s};
-    s->guard = hguard_create(&gc, err, errsz);
+    tf_httpguard_config gc = {.max_connections = cfg->max_connections,
+                              .request_timeout_ms = cfg->request_timeout_ms,
+                              .on_close = count_closed,
+                              .on_close_arg = s};
+    s->guard = tf_httpguard_create(&gc, err, errsz);
     if (!s->guard)
         goto fail;
     int family = AF_INET;
@@ -1760,7 +1761,7 @@ void api_server_stop(api_server *s)
         api_sse_shutdown(s->sse);
         MHD_stop_daemon(s->daemon);
     }
-    hguard_destroy(s->guard); /* after the daemon: it reported every connection closed */
+    tf_httpguard_destroy(s->guard); /* after the daemon: it reported every connection closed */
     free(s->prefix);
     free(s->port_file);
     free(s);

@@ -2,7 +2,7 @@
  * The http_api sink's HTTP server: binds the configured address itself (errors name it),
  * runs libmicrohttpd (internal epoll threads, thread pool, suspend/resume for SSE) with bounded
  * connections, timeouts, memory and request bodies, a request deadline and room kept for new
- * clients (lib/hguard), routes /v1/... , /healthz and /readyz, and
+ * clients (tickflow/httpguard.h), routes /v1/... , /healthz and /readyz, and
  * counts every request by route template and status.
  */
 #ifndef API_SERVER_H
@@ -25,7 +25,8 @@ typedef struct api_server_config {
     const char *port_file; /* NULL or a path that receives the bound port */
     unsigned threads;
     unsigned connection_timeout_s;
-    int64_t request_timeout_ms; /* line, headers and body must arrive within it (hguard.h) */
+    int64_t request_timeout_ms; /* line, headers and body must arrive within it
+                                   (tickflow/httpguard.h) */
     unsigned per_ip_limit;
     unsigned max_connections;
     size_t max_body;
