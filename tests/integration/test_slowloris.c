@@ -5,8 +5,8 @@
  * and 80 from 5 (127.0.0.2-6) to the metrics listener, each sending one byte of an endless
  * header every 3 s and reopened when the server closes it. Meanwhile a normal client on
  * 127.0.0.1 asks both /healthz ten times a second on fresh connections: every request must
- * succeed, with a p99 under 50 ms. Before the connection guard (tickflow/httpguard.h), the trickled bytes
- * kept every slow connection alive and the caps full, and the normal client's requests timed
+ * succeed, with a p99 under 50 ms. Before the connection guard (tickflow/httpguard.h), the trickled
+ * bytes kept every slow connection alive and the caps full, and the normal client's requests timed
  * out.
  */
 #include <arpa/inet.h>
