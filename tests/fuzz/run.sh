@@ -13,8 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 seeds=$here/corpus/$name regressions=$here/regressions/$name
 mkdir -p "$work/corpus/$name" "$work/crashes/$name"
 # Leaks are findings too; a slow input is reported after 10 s.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 common=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024
     "-artifact_prefix=$work/crashes/$name/")
 
