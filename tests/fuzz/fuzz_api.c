@@ -104,7 +104,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char port_file[128], with[1024];
     snprintf(port_file, sizeof port_file, "%s/port", dir);
     snprintf(with, sizeof with,
-             "{listen: '127.0.0.1:0', port_file: '%s', threads: 1, connection_timeout: 2s, "
+             "{listen: '127.0.0.1:0', port_file: '%s', threads: 1, connection_timeout: 1s, "
              "rate_limit: 0, per_ip_limit: 1024, cors_origins: ['https://app.example'], "
              "tokens: [{name: fuzz, sha256: '%s', scope: write}]}",
              port_file, FZ_TOKEN_SHA);
