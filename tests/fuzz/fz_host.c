@@ -215,7 +215,7 @@ static int fz_api_key_get(tf_instance *self, const char *exchange, const char *n
     return TF_OK;
 }
 
-/* --- Redis: MGET answers one string per key from the input's parts; SCAN ends at once --- */
+/* --- Redis: MGET answers one string per key from the input's parts; SCAN finds two keys --- */
 
 static tf_redis *fz_redis_open(tf_instance *self)
 {
@@ -264,7 +264,7 @@ static redisReply *reply_string(const uint8_t *p, size_t len)
     return r;
 }
 
-/* An array of n replies from make(i); NULL when any allocation fails. */
+/* An array of n empty slots; NULL when an allocation fails. */
 static redisReply *reply_array(size_t n)
 {
     redisReply *r = reply_new(REDIS_REPLY_ARRAY);
@@ -296,14 +296,26 @@ static redisReply *mget_reply(int argc)
     return r;
 }
 
-static redisReply *scan_reply(void)
+/* One page that ends the scan, with two keys under the pattern's prefix: the values come
+ * from the MGET that follows. */
+static redisReply *scan_reply(const char *pattern)
 {
+    size_t plen = strcspn(pattern, "*?[");
     redisReply *r = reply_array(2);
-    if (!r)
+    redisReply *keys = r ? reply_array(2) : NULL;
+    if (!r || !keys) {
+        fz_reply_free(r);
+        fz_reply_free(keys);
         return NULL;
+    }
     r->element[0] = reply_string((const uint8_t *)"0", 1);
-    r->element[1] = reply_array(0);
-    if (!r->element[0] || !r->element[1]) {
+    r->element[1] = keys;
+    char key[128];
+    for (size_t i = 0; i < 2; i++) {
+        int n = snprintf(key, sizeof key, "%.*sfuzz%zu", (int)(plen < 96 ? plen : 96), pattern, i);
+        keys->element[i] = reply_string((const uint8_t *)key, (size_t)n);
+    }
+    if (!r->element[0] || !keys->element[0] || !keys->element[1]) {
         fz_reply_free(r);
         return NULL;
     }
@@ -316,8 +328,8 @@ static void *fz_redis_command(tf_redis *rd, int argc, const char **argv, const s
     (void)lens;
     if (argc >= 1 && strcasecmp(argv[0], "MGET") == 0)
         return mget_reply(argc);
-    if (argc >= 1 && strcasecmp(argv[0], "SCAN") == 0)
-        return scan_reply();
+    if (argc >= 4 && strcasecmp(argv[0], "SCAN") == 0)
+        return scan_reply(argv[3]); /* SCAN cursor MATCH pattern ... */
     return reply_new(REDIS_REPLY_NIL);
 }
 

@@ -6,7 +6,8 @@
  * The input is split into parts at every "\n@@\n"; the i-th HTTP request or Redis value of a
  * run gets part i (modulo their count). A part that starts with "HTTP <status>\n" is answered
  * with that status, then the "Name: value" header lines up to an empty line; any other part is
- * a 200 with Content-Type application/json whose body is the whole part.
+ * a 200 with Content-Type application/json whose body is the whole part. Redis: MGET answers
+ * one part per key (an empty part is a missing key); SCAN finds two keys per pattern.
  */
 #ifndef FZ_HOST_H
 #define FZ_HOST_H
