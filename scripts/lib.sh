@@ -11,6 +11,9 @@ TF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TF_PACKAGES=(cmake gcc make pkg-config libc6-dev libyaml-dev libjansson-dev
     libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev libssl-dev libcunit1-dev
     redis-server prometheus clang-format curl procps)
+# The fuzz harnesses (tests/fuzz, bench/fuzz): clang and its runtime libraries (libFuzzer,
+# ASan, UBSan). Debian 12's clang is 14; gcc has no libFuzzer.
+TF_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 # node and npm run the OpenAPI validator. Checked by command, not by package: a machine may
 # already have them from another source (e.g. nodesource), which Debian's npm would conflict
@@ -96,4 +99,16 @@ tf_stop_redis() {
         wait "$TF_REDIS_PID" 2>/dev/null || true
     fi
     TF_REDIS_PID=
+}
+
+# tf_build_fuzz DIR: configures and builds the libFuzzer harnesses (tests/fuzz) with clang into
+# DIR; they land in DIR/fuzz/.
+tf_build_fuzz() {
+    tf_build "$1" -DCMAKE_C_COMPILER=clang -DTF_FUZZ=ON -DTF_BUILD_TESTS=OFF \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo
+}
+
+# The names of the fuzz harnesses, one a line (from tests/fuzz/CMakeLists.txt).
+tf_fuzz_harnesses() {
+    sed -n 's/^tf_add_fuzzer(\([a-z0-9_]*\).*/\1/p' "$TF_ROOT/tests/fuzz/CMakeLists.txt"
 }
