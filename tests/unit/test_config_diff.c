@@ -9,37 +9,7 @@
 #include "tf_config_diff.h"
 #include "tf_log.h"
 #include "tf_test.h"
-
-static int t_init(const tf_host *host, tf_instance *self, const tf_options *options,
-                  void **instance)
-{
-    TF_UNUSED(host);
-    TF_UNUSED(self);
-    TF_UNUSED(options);
-    *instance = NULL;
-    return TF_OK;
-}
-
-static void t_destroy(void *instance)
-{
-    TF_UNUSED(instance);
-}
-
-static int t_collect(void *instance, const tf_tick *tick, tf_batch *out)
-{
-    TF_UNUSED(instance);
-    TF_UNUSED(tick);
-    TF_UNUSED(out);
-    return TF_OK;
-}
-
-static int t_write(void *instance, const tf_tick *tick, const tf_batch *batch)
-{
-    TF_UNUSED(instance);
-    TF_UNUSED(tick);
-    TF_UNUSED(batch);
-    return TF_OK;
-}
+#include "tf_test_plugins.h"
 
 static const tf_option_def tsrc_options[] = {
     {"symbol", TF_OPT_STRING, "BTC", 0, "Symbol", 0, NULL},
@@ -48,18 +18,31 @@ static const tf_option_def tsrc_options[] = {
 };
 
 static const tf_plugin_descriptor tsrc = {
-    TF_PLUGIN_HEADER,      .name = "tsrc",       .kind = TF_KIND_SOURCE,
-    .description = "test", .version = "1",       .options = tsrc_options,
-    .init = t_init,        .destroy = t_destroy, .collect = t_collect,
+    TF_PLUGIN_HEADER,
+    .name = "tsrc",
+    .kind = TF_KIND_SOURCE,
+    .description = "test",
+    .version = "1",
+    .options = tsrc_options,
+    .init = tft_noop_init,
+    .destroy = tft_noop_destroy,
+    .collect = tft_noop_collect,
 };
 static const tf_plugin_descriptor tsrc2 = {
-    TF_PLUGIN_HEADER,      .name = "tsrc2",      .kind = TF_KIND_SOURCE,
-    .description = "test", .version = "1",       .options = tsrc_options,
-    .init = t_init,        .destroy = t_destroy, .collect = t_collect,
+    TF_PLUGIN_HEADER,
+    .name = "tsrc2",
+    .kind = TF_KIND_SOURCE,
+    .description = "test",
+    .version = "1",
+    .options = tsrc_options,
+    .init = tft_noop_init,
+    .destroy = tft_noop_destroy,
+    .collect = tft_noop_collect,
 };
 static const tf_plugin_descriptor tsink = {
-    TF_PLUGIN_HEADER, .name = "tsink", .kind = TF_KIND_SINK, .description = "test", .version = "1",
-    .options = NULL,  .init = t_init,  .destroy = t_destroy, .write = t_write,
+    TF_PLUGIN_HEADER,        .name = "tsink", .kind = TF_KIND_SINK,  .description = "test",
+    .version = "1",          .options = NULL, .init = tft_noop_init, .destroy = tft_noop_destroy,
+    .write = tft_noop_write,
 };
 
 static tf_registry *reg;

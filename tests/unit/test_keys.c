@@ -18,6 +18,7 @@
 #include "tf_keys.h"
 #include "tf_log.h"
 #include "tf_test.h"
+#include "tf_test_plugins.h"
 
 #define API_KEY    "AKIDabcd1234efgh"
 #define N_ROTATE   100
@@ -434,32 +435,21 @@ static void test_rotate_reports_failures(void)
 
 static int t_init(const tf_host *host, tf_instance *self, const tf_options *options,
                   void **instance);
-static void t_destroy(void *instance)
-{
-    TF_UNUSED(instance);
-}
-static int t_collect(void *instance, const tf_tick *tick, tf_batch *out)
-{
-    TF_UNUSED(instance);
-    TF_UNUSED(tick);
-    TF_UNUSED(out);
-    return TF_OK;
-}
-static int t_write(void *instance, const tf_tick *tick, const tf_batch *batch)
-{
-    TF_UNUSED(instance);
-    TF_UNUSED(tick);
-    TF_UNUSED(batch);
-    return TF_OK;
-}
-
 static const tf_plugin_descriptor tsrc = {
-    TF_PLUGIN_HEADER, .name = "tsrc", .kind = TF_KIND_SOURCE, .description = "test", .version = "1",
-    .options = NULL,  .init = t_init, .destroy = t_destroy,   .collect = t_collect,
+    TF_PLUGIN_HEADER,
+    .name = "tsrc",
+    .kind = TF_KIND_SOURCE,
+    .description = "test",
+    .version = "1",
+    .options = NULL,
+    .init = t_init,
+    .destroy = tft_noop_destroy,
+    .collect = tft_noop_collect,
 };
 static const tf_plugin_descriptor tsink = {
-    TF_PLUGIN_HEADER, .name = "tsink", .kind = TF_KIND_SINK, .description = "test", .version = "1",
-    .options = NULL,  .init = t_init,  .destroy = t_destroy, .write = t_write,
+    TF_PLUGIN_HEADER,        .name = "tsink", .kind = TF_KIND_SINK, .description = "test",
+    .version = "1",          .options = NULL, .init = t_init,       .destroy = tft_noop_destroy,
+    .write = tft_noop_write,
 };
 
 static int got_rc;
